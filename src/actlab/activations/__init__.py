@@ -1,0 +1,28 @@
+"""Activation functions: the registry, specs and every implemented function.
+
+Importing this package registers all activations; use :func:`resolve_act` to turn a
+study-file value into an :class:`ActSpec` and ``spec.build(channels)`` for a module.
+"""
+
+from actlab.activations import fixed, learnable  # noqa: F401  (registration side effect)
+from actlab.activations.base import (
+    ACTIVATIONS,
+    Activation,
+    ActProperties,
+    ActSpec,
+    build_activation,
+    resolve_act,
+)
+from actlab.activations.gains import matched_gain, second_moment, torch_gain
+
+__all__ = [
+    "ACTIVATIONS",
+    "ActProperties",
+    "ActSpec",
+    "Activation",
+    "build_activation",
+    "matched_gain",
+    "resolve_act",
+    "second_moment",
+    "torch_gain",
+]

@@ -1,0 +1,117 @@
+"""The activation registry, the :class:`Activation` base module and :class:`ActSpec`.
+
+Every nonlinearity that actlab puts into a model is an :class:`Activation` built from an
+:class:`ActSpec`; the spec travels with the module (``module.spec``) so that the model
+builder can verify after construction that every site carries the requested activation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torch import nn
+
+from actlab.components import ComponentSpec, resolve_component
+from actlab.registry import Registry
+
+ACTIVATIONS: Registry[type[Activation]] = Registry("activation")
+
+
+@dataclass(frozen=True)
+class ActProperties:
+    """What the theory layer and reports need to know about an activation."""
+
+    formula: str
+    reference: str = ""
+    output_range: tuple[float, float] = (float("-inf"), float("inf"))
+    monotonic: bool = True
+    smooth: bool = True
+    zero_centred: bool = False
+    rectifier: bool = False  # has a region of exactly zero output (dead units possible)
+    learnable: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def bounded(self) -> bool:
+        low, high = self.output_range
+        return low > float("-inf") and high < float("inf")
+
+
+class Activation(nn.Module):
+    """Base class of every activation module actlab builds.
+
+    Subclasses declare ``properties`` and implement ``forward``. Constructor keyword
+    arguments other than ``channels`` are the user-facing options of the activation.
+    """
+
+    properties: ClassVar[ActProperties]
+    spec: ActSpec | None = None
+
+    def extra_repr(self) -> str:
+        return self.spec.label if self.spec is not None else ""
+
+
+def register_activation(
+    name: str, *, aliases: tuple[str, ...] = ()
+) -> Any:
+    """Class decorator adding an :class:`Activation` subclass to :data:`ACTIVATIONS`."""
+
+    def decorator(cls: type[Activation]) -> type[Activation]:
+        if not hasattr(cls, "properties"):
+            raise TypeError(f"activation {cls.__name__} must declare `properties`")
+        ACTIVATIONS.add(name, cls, aliases=aliases)
+        return cls
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class ActSpec:
+    """A resolved activation choice, e.g. ``leaky_relu(slope=0.3)``."""
+
+    component: ComponentSpec
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def label(self) -> str:
+        return self.component.label
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self.component.kwargs
+
+    @property
+    def properties(self) -> ActProperties:
+        return ACTIVATIONS.get(self.name).properties
+
+    def build(self, channels: int | None = None) -> Activation:
+        """A fresh module for one activation site with ``channels`` channels (if known)."""
+        cls = ACTIVATIONS.get(self.name)
+        kwargs = self.kwargs
+        if "channels" in inspect.signature(cls).parameters:
+            module = cls(channels=channels, **kwargs)
+        else:
+            module = cls(**kwargs)
+        module.spec = self
+        return module
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def resolve_act(value: str | Mapping[str, Any] | ActSpec) -> ActSpec:
+    """Resolve ``'mish'``, ``'leaky_relu(slope=0.3)'`` or a mapping into an :class:`ActSpec`."""
+    if isinstance(value, ActSpec):
+        return value
+    return ActSpec(resolve_component(ACTIVATIONS, value))
+
+
+def build_activation(value: str | Mapping[str, Any] | ActSpec, channels: int | None = None
+                     ) -> Activation:
+    """Shortcut: resolve ``value`` and build one activation module."""
+    return resolve_act(value).build(channels)

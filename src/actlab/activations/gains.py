@@ -1,0 +1,98 @@
+"""Initialization gains matched to an activation.
+
+``torch.nn.init.calculate_gain`` knows only a handful of nonlinearities. For any
+activation actlab computes the variance-preserving gain numerically,
+
+    g = 1 / sqrt(E[f(z)^2]),  z ~ N(0, 1),
+
+so that a layer with weights of variance g^2 / fan_in keeps the second moment of its
+pre-activations at 1 (He et al. 2015, eq. 10, generalised; relu gives sqrt(2)). The
+expectation uses Gauss-Hermite quadrature (probabilists' weights), which agrees with
+adaptive quadrature to about 1e-5 for the kinked rectifiers at 201 nodes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import torch
+from numpy.polynomial.hermite_e import hermegauss
+
+from actlab.activations.base import ActSpec, resolve_act
+
+QUADRATURE_NODES = 201
+
+
+@lru_cache(maxsize=4)
+def _nodes(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, w = hermegauss(n)
+    return torch.from_numpy(x), torch.from_numpy(w / math.sqrt(2.0 * math.pi))
+
+
+def gaussian_expectation(
+    fn: Callable[[torch.Tensor], torch.Tensor], std: float = 1.0, mean: float = 0.0,
+    nodes: int = QUADRATURE_NODES,
+) -> float:
+    """E[fn(mean + std * z)] for z ~ N(0, 1), by Gauss-Hermite quadrature in float64."""
+    x, w = _nodes(nodes)
+    with torch.no_grad():
+        values = fn(mean + std * x)
+    return float((w * values).sum())
+
+
+def float64_function(act: str | Mapping[str, Any] | ActSpec) -> Callable[[torch.Tensor],
+                                                                          torch.Tensor]:
+    """The activation as a float64 function (learnable ones at their initial values)."""
+    module = copy.deepcopy(resolve_act(act).build(channels=1)).to(torch.float64).eval()
+    return module
+
+
+@lru_cache(maxsize=256)
+def _second_moment(spec: ActSpec) -> float:
+    return gaussian_expectation(lambda z: float64_function(spec)(z) ** 2)
+
+
+def second_moment(act: str | Mapping[str, Any] | ActSpec) -> float:
+    """E[f(z)^2] for z ~ N(0, 1)."""
+    return _second_moment(resolve_act(act))
+
+
+def matched_gain(act: str | Mapping[str, Any] | ActSpec) -> float:
+    """The variance-preserving gain 1 / sqrt(E[f(z)^2]) of any activation in the registry."""
+    moment = second_moment(act)
+    if not moment > 0:
+        raise ValueError(f"activation {resolve_act(act).label} has E[f(z)^2] = {moment}; "
+                         "no variance-preserving gain exists")
+    return 1.0 / math.sqrt(moment)
+
+
+def torch_gain(act: str | Mapping[str, Any] | ActSpec) -> float:
+    """PyTorch's ``calculate_gain`` for the activations it knows; an error for the others."""
+    spec = resolve_act(act)
+    if spec.name == "leaky_relu":
+        return torch.nn.init.calculate_gain("leaky_relu", spec.kwargs["slope"])
+    known = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "selu": "selu",
+             "identity": "linear"}
+    if spec.name not in known:
+        raise ValueError(
+            f"torch.nn.init.calculate_gain has no gain for activation '{spec.label}'; "
+            f"it knows {', '.join(sorted([*known, 'leaky_relu']))}. Use `gain: matched` "
+            "for a numerically matched gain."
+        )
+    return torch.nn.init.calculate_gain(known[spec.name])
+
+
+def gain_for(act: str | Mapping[str, Any] | ActSpec, mode: str | float) -> float:
+    """The gain for ``act`` under a study's gain mode: 'matched', 'torch' or a number."""
+    if isinstance(mode, (int, float)) and not isinstance(mode, bool):
+        return float(mode)
+    if mode == "matched":
+        return matched_gain(act)
+    if mode == "torch":
+        return torch_gain(act)
+    raise ValueError(f"unknown gain mode {mode!r}; choose 'matched', 'torch' or a number")
+

@@ -1,0 +1,273 @@
+"""The ``actlab`` command line.
+
+The CLI prints; the library logs. Every expected error (a bad study file, an unknown
+name, a missing dataset, an unusable store) is printed as one clear message with a
+non-zero exit status, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from actlab.components import ComponentSpecError
+from actlab.registry import UnknownNameError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Comparative studies of activation functions and weight initializers.")
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_STORE = Path("results/actlab.db")
+
+StoreOption = typer.Option(
+    None, "--store", envvar="ACTLAB_STORE",
+    help=f"SQLite run store [default: {DEFAULT_STORE}, or $ACTLAB_STORE].")
+
+
+def _store_path(store: Path | None) -> Path:
+    return store if store is not None else DEFAULT_STORE
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from actlab.data import DatasetError
+    from actlab.study import StoreError, StudyError
+
+    return (StudyError, StoreError, DatasetError, UnknownNameError, ComponentSpecError)
+
+
+def handle_errors(func: F) -> F:
+    """Turn expected errors into a one-message exit with status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except _expected_errors() as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")
+         ) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False)])
+
+
+def _set_threads(threads: int | None) -> int:
+    import torch
+
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+class ProgressEvents:
+    """Draws a study's progress: an overall bar and the current run's epoch."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.overall: Any = None
+        self.current: Any = None
+        self.epochs = 0
+
+    def study_started(self, study: Any, total: int, done: int) -> None:
+        self.overall = self.progress.add_task(f"study {study.name}", total=total, completed=done)
+
+    def run_started(self, spec: Any) -> None:
+        self.epochs = spec.train.epochs
+        description = f"  {spec.describe()}"
+        if self.current is None:
+            self.current = self.progress.add_task(description, total=self.epochs)
+        self.progress.reset(self.current, total=self.epochs, description=description)
+
+    def epoch_finished(self, spec: Any, metrics: Any) -> None:
+        self.progress.update(
+            self.current, advance=1,
+            description=f"  {spec.describe()}  epoch {metrics.epoch}/{self.epochs}  "
+                        f"val acc {metrics.val_acc:.3f}  {metrics.images_per_s:,.0f} img/s")
+
+    def run_finished(self, spec: Any, result: Any) -> None:
+        self.progress.advance(self.overall)
+        if result.status == "diverged":
+            self.progress.console.print(f"[yellow]diverged[/] {spec.describe()} in epoch "
+                                        f"{result.diverged_epoch}: {result.reason}")
+
+    def run_failed(self, spec: Any, error: str) -> None:
+        self.progress.advance(self.overall)
+        self.progress.console.print(f"[red]failed[/] {spec.describe()}: "
+                                    f"{error.strip().splitlines()[-1]}")
+
+
+@app.command()
+@handle_errors
+def run(
+    study_file: Path = typer.Argument(..., help="Study file (YAML)."),
+    store: Path | None = StoreOption,
+    report: bool = typer.Option(False, "--report", help="Write the report when done."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
+    threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+) -> None:
+    """Run every cell of a study that is not finished yet (re-running resumes)."""
+    from actlab.study import Store, load_study
+    from actlab.study.executors import run_study
+
+    study = load_study(study_file)
+    threads = _set_threads(threads)
+    started = time.perf_counter()
+    with Store(_store_path(store)) as db:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as progress:
+            try:
+                summary = run_study(db, study, ProgressEvents(progress), retry_failed)
+            except KeyboardInterrupt:
+                progress.stop()
+                err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "
+                                  "same command again to resume.")
+                raise typer.Exit(130) from None
+        counts = summary.counts
+        console.print(
+            f"study [bold]{study.name}[/]: {counts['completed']} completed, "
+            f"{counts['diverged']} diverged, {counts['failed']} failed "
+            f"({summary.ran} run now, {time.perf_counter() - started:.0f} s, {threads} threads); "
+            f"store {db.path}")
+        if report:
+            _write_report(db, study.name, None)
+    if counts["failed"]:
+        err_console.print(f"[red]{counts['failed']} run(s) failed[/]; see `actlab report "
+                          f"{study.name}` for their errors, then fix and use --retry-failed.")
+        raise typer.Exit(1)
+
+
+def _write_report(db: Any, study: str, out: Path | None) -> Path:
+    from actlab.report.markdown import write_report
+
+    out = out or db.path.parent / "reports" / study
+    path = write_report(db, study, out)
+    console.print(f"report: {path}")
+    return path
+
+
+@app.command()
+@handle_errors
+def report(
+    study: str = typer.Argument(..., help="Study name (as in its file's `name:`)."),
+    store: Path | None = StoreOption,
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Output folder [default: beside the store, "
+                                         "reports/STUDY]."),
+) -> None:
+    """Write a study's report: report.md, figures and CSV files."""
+    from actlab.study import Store
+
+    path = _store_path(store)
+    if not path.exists():
+        err_console.print(f"[bold red]error:[/] no run store at {path}; run a study first "
+                          "(`actlab run STUDY.yaml`) or pass --store.")
+        raise typer.Exit(2)
+    with Store(path) as db:
+        _write_report(db, study, out)
+
+
+@app.command()
+@handle_errors
+def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
+         store: Path | None = StoreOption) -> None:
+    """Validate a study file and show its cells and what is already done."""
+    from actlab.study import Store, load_study
+
+    study = load_study(study_file)
+    specs = study.expand()
+    done: dict[str, str] = {}
+    path = _store_path(store)
+    if path.exists():
+        with Store(path) as db:
+            row = db.conn.execute("SELECT id FROM studies WHERE name=?", (study.name,)).fetchone()
+            if row is not None:
+                done = {r["run_id"]: r["status"] for r in db.conn.execute(
+                    "SELECT run_id, status FROM runs WHERE study_id=?", (row["id"],))}
+    table = Table(title=f"study {study.name}: {len(specs)} runs")
+    for column in ("#", "model", "act", "init", "seed", "run id", "status"):
+        table.add_column(column)
+    for i, spec in enumerate(specs, 1):
+        table.add_row(str(i), spec.model, spec.act, spec.init, str(spec.seed), spec.run_id,
+                      done.get(spec.run_id, "new"))
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def status(study: str | None = typer.Argument(None, help="Study name [default: all]."),
+           store: Path | None = StoreOption) -> None:
+    """Count the runs of each study by state."""
+    from actlab.study import Store
+
+    path = _store_path(store)
+    if not path.exists():
+        console.print(f"no run store at {path} yet")
+        return
+    with Store(path) as db:
+        names = [study] if study else db.studies()
+        table = Table(title=str(path))
+        for column in ("study", "pending", "running", "completed", "diverged", "failed"):
+            table.add_column(column)
+        for name in names:
+            counts = db.counts(db.study_id(name))
+            table.add_row(name, *(str(counts[k]) for k in
+                                  ("pending", "running", "completed", "diverged", "failed")))
+        console.print(table)
+
+
+@app.command("list")
+@handle_errors
+def list_(what: str = typer.Argument(..., help="activations | inits | models | datasets | "
+                                                "schedules"),
+          pattern: str = typer.Argument("*", help="Wildcard filter, e.g. '*relu*'.")) -> None:
+    """List a registry's names (with aliases)."""
+    registries = _registries()
+    if what not in registries:
+        err_console.print(f"[bold red]error:[/] cannot list '{what}'; choose from "
+                          f"{', '.join(registries)}")
+        raise typer.Exit(2)
+    registry = registries[what]
+    table = Table(title=f"{registry.kind}s")
+    table.add_column("name")
+    table.add_column("aliases")
+    table.add_column("description")
+    for name in registry.list(pattern):
+        entry = registry.entry(name)
+        doc = (entry.factory.__doc__ or "").strip().splitlines()
+        table.add_row(name, ", ".join(entry.aliases), doc[0] if doc else "")
+    console.print(table)
+
+
+def _registries() -> dict[str, Any]:
+    from actlab.activations import ACTIVATIONS
+    from actlab.data import DATASETS
+    from actlab.inits import INITS
+    from actlab.models import MODELS
+    from actlab.train.schedules import SCHEDULES
+
+    return {"activations": ACTIVATIONS, "inits": INITS, "models": MODELS, "datasets": DATASETS,
+            "schedules": SCHEDULES}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

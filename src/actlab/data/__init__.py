@@ -1,0 +1,17 @@
+"""Datasets (registry, official-format readers, synthetic data) and the input pipeline."""
+
+from actlab.data import idx, synthetic  # noqa: F401  (registration side effect)
+from actlab.data.base import DATASETS, DatasetError, ImageDataset, default_data_root
+from actlab.data.loader import DeviceData, Split, Splits, load_dataset, make_splits
+
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "DeviceData",
+    "ImageDataset",
+    "Split",
+    "Splits",
+    "default_data_root",
+    "load_dataset",
+    "make_splits",
+]

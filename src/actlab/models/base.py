@@ -1,0 +1,134 @@
+"""The model registry, :func:`build_model` and the activation swap check.
+
+Every model takes the activation as an input (an :class:`ActSpec`) and builds one
+activation module per nonlinearity site. After construction :func:`verify_activations`
+proves the swap is complete: every activation module carries the requested spec (or is
+one of the model's declared fixed sites, such as an SE block's sigmoid gate), no PyTorch
+activation module is left, and a symbolic trace finds no functional nonlinearity
+(``F.relu`` and friends) hidden in a ``forward``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+from actlab.activations import Activation, ActSpec, resolve_act
+from actlab.registry import Registry
+
+log = logging.getLogger(__name__)
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+
+
+class ActivationSwapError(RuntimeError):
+    """A built model contains a nonlinearity other than the requested activation."""
+
+
+# Every activation module class PyTorch ships; none may appear in an actlab model.
+TORCH_ACTIVATION_MODULES: tuple[type[nn.Module], ...] = tuple(
+    getattr(nn.modules.activation, name)
+    for name in nn.modules.activation.__all__
+    if name not in ("MultiheadAttention",)
+)
+
+FUNCTIONAL_NONLINEARITIES: frozenset[Callable] = frozenset({
+    F.relu, F.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
+    F.softplus, F.hardswish, F.hardsigmoid, F.hardtanh, F.prelu, F.rrelu, F.glu, F.logsigmoid,
+    F.softsign, F.tanhshrink, F.sigmoid, F.tanh, torch.relu, torch.relu_, torch.sigmoid,
+    torch.tanh, torch.selu, torch.celu, torch.prelu,
+})
+METHOD_NONLINEARITIES = frozenset({"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_"})
+
+
+class _ActivationAwareTracer(torch.fx.Tracer):
+    """Treats actlab activations as opaque leaves, so only hidden nonlinearities show up."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, Activation) or super().is_leaf_module(m, module_qualified_name)
+
+
+def activation_sites(model: nn.Module) -> dict[str, Activation]:
+    """Qualified name -> activation module, for every activation site of ``model``."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, Activation)}
+
+
+def verify_activations(model: nn.Module, act: ActSpec) -> int:
+    """Check that every nonlinearity of ``model`` is ``act``; return the number of sites.
+
+    A model may declare ``fixed_activation_sites`` (qualified-name suffixes such as
+    ``"se.gate"``) whose activation is fixed by the architecture, not by the study.
+    """
+    fixed: tuple[str, ...] = tuple(getattr(model, "fixed_activation_sites", ()))
+    problems: list[str] = []
+    sites = 0
+    for name, module in model.named_modules():
+        if isinstance(module, Activation):
+            if any(name.endswith(suffix) for suffix in fixed):
+                continue
+            sites += 1
+            label = module.spec.label if module.spec is not None else type(module).__name__
+            if label != act.label:
+                problems.append(f"{name or '<root>'} is {label}")
+        elif isinstance(module, TORCH_ACTIVATION_MODULES):
+            problems.append(f"{name} is a PyTorch {type(module).__name__} module")
+    problems.extend(_hidden_functional_nonlinearities(model))
+    if problems:
+        raise ActivationSwapError(
+            f"{type(model).__name__} was asked for activation '{act.label}' but has other "
+            f"nonlinearities: {'; '.join(problems)}. Every nonlinearity must be built from the "
+            "activation passed to the model (or declared in fixed_activation_sites)."
+        )
+    if sites == 0:
+        raise ActivationSwapError(f"{type(model).__name__} has no activation site at all")
+    return sites
+
+
+def _hidden_functional_nonlinearities(model: nn.Module) -> list[str]:
+    try:
+        graph = _ActivationAwareTracer().trace(model)
+    except Exception as exc:
+        log.debug("symbolic trace of %s failed (%s); module check only",
+                  type(model).__name__, exc)
+        return []
+    found = []
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target in FUNCTIONAL_NONLINEARITIES:
+            found.append(f"a functional {node.target.__name__} call in forward ({node.name})")
+        elif node.op == "call_method" and node.target in METHOD_NONLINEARITIES:
+            found.append(f"a .{node.target}() call in forward ({node.name})")
+    return found
+
+
+def build_model(
+    name: str,
+    act: str | Mapping[str, Any] | ActSpec = "relu",
+    num_classes: int = 10,
+    in_channels: int = 3,
+    image_size: int = 32,
+    **options: Any,
+) -> nn.Module:
+    """Build a registered model with ``act`` at every nonlinearity site, and verify the swap.
+
+    >>> model = build_model("lenet5", act="mish", in_channels=1, image_size=28)
+    """
+    spec = resolve_act(act)
+    factory = MODELS.get(name)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be positive, got {in_channels}")
+    model = factory(act=spec, num_classes=num_classes, in_channels=in_channels,
+                    image_size=image_size, **options)
+    model.activation_site_count = verify_activations(model, spec)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,147 @@
+"""Run specifications: everything that determines one training run, validated and hashed.
+
+A :class:`RunSpec` is frozen. Activation, initializer and schedule are stored as their
+canonical labels (``leaky_relu(slope=0.3)``), so equal choices written differently give
+the same spec. :attr:`RunSpec.run_id` is a content hash of the fields that change the
+result; where the data lives and which device or thread count runs it do not enter it,
+so a study moved to another machine resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from actlab.activations import resolve_act
+from actlab.data import DATASETS
+from actlab.inits import resolve_init
+from actlab.models import MODELS
+from actlab.train.optim import OPTIMIZER_NAMES
+from actlab.train.schedules import resolve_schedule
+
+#: Fields that say where or how a run executes, not what it computes.
+EXECUTION_FIELDS: dict[str, Any] = {
+    "data": {"data_dir"},
+    "train": {"device", "channels_last"},
+}
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in a study file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _registry_name(registry: Any, value: str) -> str:
+    try:
+        return registry.canonical(value)
+    except KeyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _component_label(resolver: Any, value: Any) -> str:
+    try:
+        return resolver(value).label
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+class DataSpec(StrictModel):
+    """Which dataset, which part of it, and how it is split."""
+
+    name: str = "fashion_mnist"
+    data_dir: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    train_per_class: int | None = Field(None, gt=0)
+    test_per_class: int | None = Field(None, gt=0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        return _registry_name(DATASETS, value)
+
+
+class OptimizerSpec(StrictModel):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.01, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() not in OPTIMIZER_NAMES:
+            raise ValueError(f"unknown optimizer '{value}'; choose from "
+                             f"{', '.join(OPTIMIZER_NAMES)}")
+        return value.lower() if isinstance(value, str) else value
+
+
+class TrainSpec(StrictModel):
+    """Optimization budget and settings of one run."""
+
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=1)
+    eval_batch_size: int = Field(1024, gt=0)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: str = "fixed"
+    top_k: int = Field(3, gt=0)
+    loss_bound: float = Field(1e4, gt=0.0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool | None = None
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_label(cls, value: Any) -> str:
+        return _component_label(resolve_schedule, value)
+
+
+class RunSpec(StrictModel):
+    """One cell of a study: model x activation x initializer x data x training x seed."""
+
+    model: str = "lenet5"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    act: str = "relu"
+    init: str = "default"
+    gain: Literal["matched", "torch"] | float = "matched"
+    seed: int = 0
+    data: DataSpec = Field(default_factory=DataSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return _registry_name(MODELS, value)
+
+    @field_validator("act", mode="before")
+    @classmethod
+    def _act_label(cls, value: Any) -> str:
+        return _component_label(resolve_act, value)
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _init_label(cls, value: Any) -> str:
+        return _component_label(resolve_init, value)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the result (execution details removed)."""
+        dumped = self.model_dump(mode="json")
+        for section, fields in EXECUTION_FIELDS.items():
+            for name in fields:
+                dumped[section].pop(name, None)
+        return dumped
+
+    @property
+    def run_id(self) -> str:
+        """Stable content hash: equal for equal specs, whatever the key order of the file."""
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return f"{self.model} {self.act} {self.init} seed={self.seed}"

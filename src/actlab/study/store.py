@@ -1,0 +1,346 @@
+"""The run store: one SQLite database (WAL mode) holding studies, runs and their metrics.
+
+Every change is one transaction, so a process killed at any point leaves the database
+consistent: a run is either pending, claimed (``running``, with an owner and a
+heartbeat), or finished with all its rows. Claims use ``BEGIN IMMEDIATE`` so that several
+processes can share a study without running a cell twice; a claim whose owner died (its
+process is gone, or its heartbeat is older than ``stale_after`` seconds) is taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from actlab.study.plan import Study
+from actlab.study.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FINISHED = ("completed", "diverged")
+STATUSES = ("pending", "running", "completed", "diverged", "failed")
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
+                 "images_per_s")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    in_plan INTEGER NOT NULL DEFAULT 1,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    heartbeat REAL,
+    started_at REAL,
+    finished_at REAL,
+    diverged_epoch INTEGER,
+    reason TEXT,
+    error TEXT,
+    final TEXT,
+    info TEXT,
+    PRIMARY KEY (study_id, run_id)
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    study_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    {", ".join(f"{c} REAL" for c in EPOCH_COLUMNS)},
+    PRIMARY KEY (study_id, run_id, epoch),
+    FOREIGN KEY (study_id, run_id) REFERENCES runs(study_id, run_id) ON DELETE CASCADE
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says why and what to do."""
+
+
+def new_owner() -> str:
+    """An owner tag for claims: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True if ``owner`` is a process on this host that no longer exists."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(rest.split(":")[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def _json(value: Any) -> str:
+    def clean(obj: Any) -> Any:  # JSON has no NaN: store it as null
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [clean(v) for v in obj]
+        return obj
+
+    return json.dumps(clean(value), sort_keys=True)
+
+
+class Store:
+    """A connection to the run store at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path, stale_after: float = 300.0) -> None:
+        self.path = Path(path)
+        self.stale_after = stale_after
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            with self.transaction():
+                self._create_schema()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the run store at {self.path}: {exc}. Choose a "
+                             "writable location with --store or ACTLAB_STORE.") from exc
+
+    def _create_schema(self) -> None:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self.conn.execute(statement)
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                              (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {row['value']}, newer than this "
+                             f"actlab understands ({SCHEMA_VERSION}); upgrade actlab")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction; ``immediate`` takes the write lock up front."""
+        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- studies -------------------------------------------------------------------------
+    def register_study(self, study: Study, specs: list[RunSpec]) -> int:
+        """Record ``study`` and its plan; new cells become pending runs, cells no longer in
+        the plan are kept but marked out of plan. Returns the study's id."""
+        now = time.time()
+        spec_json = study.model_dump_json()
+        with self.transaction(immediate=True) as conn:
+            row = conn.execute("SELECT id FROM studies WHERE name=?", (study.name,)).fetchone()
+            if row is None:
+                study_id = conn.execute(
+                    "INSERT INTO studies (name, spec, created_at, updated_at) VALUES (?,?,?,?)",
+                    (study.name, spec_json, now, now)).lastrowid
+            else:
+                study_id = row["id"]
+                conn.execute("UPDATE studies SET spec=?, updated_at=? WHERE id=?",
+                             (spec_json, now, study_id))
+            conn.execute("UPDATE runs SET in_plan=0 WHERE study_id=?", (study_id,))
+            for position, spec in enumerate(specs):
+                conn.execute(
+                    "INSERT INTO runs (study_id, run_id, position, spec, status) "
+                    "VALUES (?,?,?,?, 'pending') ON CONFLICT (study_id, run_id) "
+                    "DO UPDATE SET in_plan=1, position=excluded.position, spec=excluded.spec",
+                    (study_id, spec.run_id, position, spec.model_dump_json()))
+        return study_id
+
+    def study_id(self, name: str) -> int:
+        row = self.conn.execute("SELECT id FROM studies WHERE name=?", (name,)).fetchone()
+        if row is None:
+            known = [r["name"] for r in self.conn.execute("SELECT name FROM studies ORDER BY name")]
+            raise StoreError(f"no study named '{name}' in {self.path}; studies there: "
+                             f"{', '.join(known) or 'none (run one with `actlab run`)'}")
+        return row["id"]
+
+    def studies(self) -> list[str]:
+        return [r["name"] for r in self.conn.execute("SELECT name FROM studies ORDER BY name")]
+
+    def study_spec(self, study_id: int) -> dict[str, Any]:
+        row = self.conn.execute("SELECT spec FROM studies WHERE id=?", (study_id,)).fetchone()
+        return json.loads(row["spec"])
+
+    # -- runs ----------------------------------------------------------------------------
+    def claim_next(self, study_id: int, owner: str) -> RunSpec | None:
+        """Atomically claim the next runnable cell (pending, or abandoned by a dead owner)."""
+        now = time.time()
+        with self.transaction(immediate=True) as conn:
+            rows = conn.execute(
+                "SELECT run_id, status, owner, heartbeat, spec FROM runs WHERE study_id=? "
+                "AND in_plan=1 AND status IN ('pending', 'running') ORDER BY position",
+                (study_id,)).fetchall()
+            for row in rows:
+                if row["status"] == "running" and not (
+                    owner_is_dead(row["owner"]) or now - (row["heartbeat"] or 0) > self.stale_after
+                ):
+                    continue
+                if row["status"] == "running":
+                    log.info("reclaiming run %s abandoned by %s", row["run_id"], row["owner"])
+                # A reclaimed run starts over: drop the rows of the abandoned attempt.
+                conn.execute("DELETE FROM epochs WHERE study_id=? AND run_id=?",
+                             (study_id, row["run_id"]))
+                conn.execute(
+                    "UPDATE runs SET status='running', owner=?, heartbeat=?, started_at=?, "
+                    "attempts=attempts+1, error=NULL WHERE study_id=? AND run_id=?",
+                    (owner, now, now, study_id, row["run_id"]))
+                return RunSpec.model_validate_json(row["spec"])
+        return None
+
+    def heartbeat(self, study_id: int, run_id: str, owner: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET heartbeat=? WHERE study_id=? AND run_id=? AND owner=?",
+                         (time.time(), study_id, run_id, owner))
+
+    def record_epoch(self, study_id: int, run_id: str, metrics: Any) -> None:
+        values = asdict(metrics)
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO epochs (study_id, run_id, epoch, "
+                f"{', '.join(EPOCH_COLUMNS)}) VALUES (?,?,?{', ?' * len(EPOCH_COLUMNS)})",
+                (study_id, run_id, values["epoch"], *(values[c] for c in EPOCH_COLUMNS)))
+            conn.execute("UPDATE runs SET heartbeat=? WHERE study_id=? AND run_id=?",
+                         (time.time(), study_id, run_id))
+
+    def finish(self, study_id: int, run_id: str, result: Any) -> None:
+        """Store a finished run (completed or diverged) with its final metrics."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET status=?, finished_at=?, diverged_epoch=?, reason=?, final=?, "
+                "info=?, owner=NULL WHERE study_id=? AND run_id=?",
+                (result.status, time.time(), result.diverged_epoch, result.reason,
+                 _json(result.final), _json(result.info), study_id, run_id))
+
+    def fail(self, study_id: int, run_id: str, error: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET status='failed', finished_at=?, error=?, owner=NULL "
+                         "WHERE study_id=? AND run_id=?", (time.time(), error, study_id, run_id))
+
+    def release(self, study_id: int, run_id: str) -> None:
+        """Give a claimed run back (e.g. on Ctrl-C) so the next `actlab run` redoes it."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM epochs WHERE study_id=? AND run_id=?", (study_id, run_id))
+            conn.execute("UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL "
+                         "WHERE study_id=? AND run_id=?", (study_id, run_id))
+
+    def reset_failed(self, study_id: int) -> int:
+        with self.transaction() as conn:
+            return conn.execute("UPDATE runs SET status='pending', error=NULL WHERE study_id=? "
+                                "AND status='failed' AND in_plan=1", (study_id,)).rowcount
+
+    def counts(self, study_id: int) -> dict[str, int]:
+        rows = self.conn.execute("SELECT status, COUNT(*) AS n FROM runs WHERE study_id=? "
+                                 "AND in_plan=1 GROUP BY status", (study_id,))
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({r["status"]: r["n"] for r in rows})
+        return counts
+
+    # -- frames for analysis ---------------------------------------------------------------
+    def runs_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per run in the plan: spec fields, status and final metrics, flattened."""
+        rows = self.conn.execute(
+            "SELECT run_id, position, spec, status, attempts, started_at, finished_at, "
+            "diverged_epoch, reason, error, final, info FROM runs "
+            "WHERE study_id=? AND in_plan=1 ORDER BY position", (study_id,)).fetchall()
+        records = []
+        for row in rows:
+            spec = RunSpec.model_validate_json(row["spec"])
+            final = json.loads(row["final"]) if row["final"] else {}
+            info = json.loads(row["info"]) if row["info"] else {}
+            final.pop("confusion", None)
+            records.append({
+                "run_id": row["run_id"], "model": spec.model, "act": spec.act,
+                "init": spec.init, "seed": spec.seed, "dataset": spec.data.name,
+                "optimizer": spec.train.optimizer.name, "lr": spec.train.optimizer.lr,
+                "epochs": spec.train.epochs, "status": row["status"],
+                "diverged_epoch": row["diverged_epoch"], "reason": row["reason"],
+                "error": row["error"], "wall_time": info.get("wall_time"),
+                "parameters": info.get("parameters"), **final,
+            })
+        return pd.DataFrame.from_records(records)
+
+    def epochs_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per (run, epoch) of runs in the plan, with the run's spec fields."""
+        frame = pd.read_sql_query(
+            "SELECT e.* FROM epochs e JOIN runs r USING (study_id, run_id) "
+            "WHERE e.study_id=? AND r.in_plan=1 ORDER BY r.position, e.epoch",
+            self.conn, params=(study_id,))
+        runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed", "status"]]
+        return frame.drop(columns=["study_id"]).merge(runs, on="run_id")
+
+    def confusion(self, study_id: int, run_id: str) -> list[list[int]] | None:
+        row = self.conn.execute("SELECT final FROM runs WHERE study_id=? AND run_id=?",
+                                (study_id, run_id)).fetchone()
+        return json.loads(row["final"]).get("confusion") if row and row["final"] else None
+
+
+class Heartbeat:
+    """Refreshes a claim's heartbeat from a background thread while a run trains."""
+
+    def __init__(self, path: Path, study_id: int, run_id: str, owner: str,
+                 interval: float = 30.0) -> None:
+        self.args = (study_id, run_id, owner)
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="actlab-heartbeat")
+
+    def _beat(self) -> None:
+        store = Store(self.path)  # sqlite connections belong to one thread
+        try:
+            while not self._stop.wait(self.interval):
+                store.heartbeat(*self.args)
+        finally:
+            store.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

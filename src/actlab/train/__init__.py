@@ -1,0 +1,1 @@
+"""Training: engine, optimizers, schedules and metrics."""

@@ -1,0 +1,232 @@
+"""The training engine: ``run_one(spec) -> RunResult``.
+
+The loop is deliberately short: the lr comes from a pure schedule function, batches come
+normalized from device memory, and per-batch statistics stay on the device as running
+sums, so the loop adds nothing measurable to a hand-written PyTorch loop (benchmarks/).
+Divergence (a non-finite loss, or a mean epoch loss above ``train.loss_bound``) ends the
+run as ``diverged`` with its epoch and reason; the curves up to that point are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import actlab
+from actlab.data import DeviceData, Split, load_dataset, make_splits
+from actlab.inits import apply_init
+from actlab.models import build_model, count_parameters
+from actlab.study.spec import RunSpec
+from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
+from actlab.train.optim import build_optimizer
+from actlab.train.schedules import build_schedule
+
+log = logging.getLogger(__name__)
+
+#: How often (in steps) the loop looks at the loss to stop a diverging run early.
+DIVERGENCE_CHECK_EVERY = 50
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    epoch_time: float
+    images_per_s: float
+
+
+@dataclass
+class RunResult:
+    status: str  # "completed" | "diverged"
+    epochs: list[EpochMetrics]
+    final: dict[str, Any] = field(default_factory=dict)
+    diverged_epoch: int | None = None
+    reason: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"status": self.status, "final": self.final, "diverged_epoch": self.diverged_epoch,
+                "reason": self.reason, "info": self.info,
+                "epochs": [asdict(e) for e in self.epochs]}
+
+
+class Diverged(Exception):  # noqa: N818 - a control-flow signal, not an error
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available; "
+                           "use device: auto or cpu")
+    return torch.device(name)
+
+
+def git_commit() -> str | None:
+    """The commit of the actlab source tree, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(actlab.__file__).parent,
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """How a run was made: versions, commit, device, threads."""
+    return {
+        "actlab": actlab.__version__, "git_commit": git_commit(), "torch": torch.__version__,
+        "python": platform.python_version(), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "host": platform.node(),
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss is the process's peak resident set, in KiB on Linux and bytes on macOS.
+    scale = 1.0 if sys.platform == "darwin" else 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: DeviceData, split: Split, batch_size: int) -> torch.Tensor:
+    """Logits of the whole split, in eval mode, in large no-grad batches."""
+    model.eval()
+    return torch.cat([model(x) for x, _ in data.eval_batches(split, batch_size)])
+
+
+def evaluate(model: nn.Module, data: DeviceData, split: Split, batch_size: int
+             ) -> tuple[float, float]:
+    """(mean loss, top-1 accuracy) on a split."""
+    if len(split) == 0:
+        return math.nan, math.nan
+    logits = predict(model, data, split, batch_size)
+    loss = F.cross_entropy(logits.float(), split.labels).item()
+    return loss, (logits.argmax(1) == split.labels).float().mean().item()
+
+
+def final_metrics(model: nn.Module, data: DeviceData, spec: RunSpec) -> dict[str, Any]:
+    logits = predict(model, data, data.test, spec.train.eval_batch_size).float()
+    labels = data.test.labels
+    confusion = confusion_matrix(logits.argmax(1), labels, data.splits.num_classes)
+    return {
+        "test_loss": F.cross_entropy(logits, labels).item(),
+        "test_acc": topk_accuracy(logits, labels, 1),
+        f"test_top{spec.train.top_k}": topk_accuracy(logits, labels, spec.train.top_k),
+        **{f"test_{k}": v for k, v in macro_scores(confusion).items()},
+        "confusion": confusion.tolist(),
+    }
+
+
+def prepare(spec: RunSpec, device: torch.device) -> tuple[DeviceData, nn.Module]:
+    """Data on ``device`` and the seeded, initialized model for ``spec``."""
+    dataset = load_dataset(spec.data.name, spec.data.data_dir, **spec.data.options)
+    splits = make_splits(dataset, spec.data.val_fraction, spec.data.train_per_class,
+                         spec.data.test_per_class, spec.data.split_seed)
+    channels_last = spec.train.channels_last
+    if channels_last is None:  # measured faster for training on CPU and on CUDA (GUIDE §7)
+        channels_last = True
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    data = DeviceData(splits, device, memory_format)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, act=spec.act, num_classes=splits.num_classes,
+                        in_channels=dataset.channels, image_size=dataset.image_size,
+                        **spec.model_options)
+    model = model.to(device=device, memory_format=memory_format)
+    model.init_report = apply_init(model, spec.init, spec.act, spec.gain,
+                                   batch=data.example_batch())
+    return data, model
+
+
+def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = None,
+            device: torch.device | None = None) -> RunResult:
+    """Train one run to completion (or divergence) and measure it."""
+    device = device or resolve_device(spec.train.device)
+    started = time.perf_counter()
+    data, model = prepare(spec, device)
+    optimizer = build_optimizer(model, **spec.train.optimizer.model_dump())
+    schedule = build_schedule(spec.train.schedule)
+    base_lr = spec.train.optimizer.lr
+    batch_size = spec.train.batch_size
+    steps_per_epoch = max(1, len(data.train) // batch_size
+                          + (len(data.train) % batch_size >= 2))
+    total_steps = steps_per_epoch * spec.train.epochs
+    generator = torch.Generator().manual_seed(spec.seed)
+    info = {"parameters": count_parameters(model),
+            "activation_sites": model.activation_site_count,
+            "init_report": model.init_report, "train_size": len(data.train),
+            "val_size": len(data.val), "test_size": len(data.test),
+            "env": environment(device)}
+    epochs: list[EpochMetrics] = []
+    step = 0
+    for epoch in range(1, spec.train.epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        lr = base_lr
+        try:
+            for x, y in data.train_batches(batch_size, generator):
+                lr = schedule(step, total_steps, base_lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                step += 1
+                if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss):
+                    raise Diverged(f"non-finite training loss at step {step}")
+            train_loss = loss_sum.item() / seen
+            if not math.isfinite(train_loss):
+                raise Diverged("non-finite training loss")
+            if train_loss > spec.train.loss_bound:
+                raise Diverged(f"training loss {train_loss:.3g} above the bound "
+                               f"{spec.train.loss_bound:g}")
+        except Diverged as signal:
+            log.info("%s diverged in epoch %d: %s", spec.describe(), epoch, signal.reason)
+            info["wall_time"] = time.perf_counter() - started
+            return RunResult("diverged", epochs, diverged_epoch=epoch, reason=signal.reason,
+                             info=info)
+        train_time = time.perf_counter() - epoch_start
+        val_loss, val_acc = evaluate(model, data, data.val, spec.train.eval_batch_size)
+        metrics = EpochMetrics(
+            epoch=epoch, train_loss=train_loss, train_acc=correct.item() / seen,
+            val_loss=val_loss, val_acc=val_acc, lr=lr,
+            epoch_time=time.perf_counter() - epoch_start, images_per_s=seen / train_time,
+        )
+        epochs.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
+    final = final_metrics(model, data, spec)
+    final["peak_memory_mb"] = peak_memory_mb(device)
+    info["wall_time"] = time.perf_counter() - started
+    return RunResult("completed", epochs, final=final, info=info)

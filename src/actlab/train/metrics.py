@@ -1,0 +1,37 @@
+"""Classification metrics, computed from logits and labels (pure functions, no state)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """Fraction of examples whose label is among the ``k`` highest logits."""
+    k = min(k, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    return (top == labels.unsqueeze(1)).any(dim=1).float().mean().item()
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
+                     ) -> torch.Tensor:
+    """``[true, predicted]`` counts, int64 ``[num_classes, num_classes]``."""
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def macro_scores(confusion: torch.Tensor) -> dict[str, float]:
+    """Macro-averaged precision, recall and F1 from a confusion matrix.
+
+    A class that is never predicted has precision 0 (scikit-learn's ``zero_division=0``),
+    so a collapsed model scores low instead of NaN.
+    """
+    confusion = confusion.double()
+    true_positive = confusion.diag()
+    predicted = confusion.sum(dim=0)
+    actual = confusion.sum(dim=1)
+    precision = torch.where(predicted > 0, true_positive / predicted.clamp_min(1), 0.0)
+    recall = torch.where(actual > 0, true_positive / actual.clamp_min(1), 0.0)
+    denominator = precision + recall
+    f1 = torch.where(denominator > 0, 2 * precision * recall / denominator.clamp_min(1e-12), 0.0)
+    return {"macro_precision": precision.mean().item(), "macro_recall": recall.mean().item(),
+            "macro_f1": f1.mean().item()}
