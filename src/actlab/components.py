@@ -29,8 +29,9 @@ class ComponentSpecError(ValueError):
 def parse_component_text(text: str) -> tuple[str, dict[str, Any]]:
     """Split ``"name(a=1, b='x')"`` into ``("name", {"a": 1, "b": "x"})``.
 
-    Values must be Python literals; anything else (calls, names, positional arguments)
-    is rejected with a message that shows the accepted form.
+    Values are Python literals or bare words (``mode=fan_out`` reads as the string
+    ``'fan_out'``); anything else (calls, positional arguments) is rejected with a message
+    that shows the accepted form.
     """
     text = text.strip()
     form = "write it as name or name(option=value, ...), e.g. leaky_relu(slope=0.3)"
@@ -46,6 +47,9 @@ def parse_component_text(text: str) -> tuple[str, dict[str, Any]]:
     for keyword in node.keywords:
         if keyword.arg is None:
             raise ComponentSpecError(f"cannot parse '{text}': {form}")
+        if isinstance(keyword.value, ast.Name):  # a bare word is a string: mode=fan_out
+            options[keyword.arg] = keyword.value.id
+            continue
         try:
             options[keyword.arg] = ast.literal_eval(keyword.value)
         except ValueError as exc:

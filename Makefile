@@ -1,0 +1,41 @@
+# actlab: `make quickstart` runs the quickstart study and writes its report;
+# `make test` runs the test suite. Both set everything up first (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# The CPU build of torch 2.13.0 lies in /opt/wheels on our machines; elsewhere pip's own
+# configuration decides where it comes from.
+TORCH_SOURCE := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: setup data quickstart test lint bench clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SOURCE) torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+data:
+	@if [ ! -f $(FASHION) ]; then \
+	  echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+quickstart: setup
+	$(BIN)/actlab run studies/quickstart.yaml --report
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,156 @@
+"""The command line end to end, on real files, a real SQLite store and real processes."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import TINY_STUDY
+from typer.testing import CliRunner
+
+from actlab.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def db_rows(db, query: str, *params):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_run_then_rerun_does_no_new_training_and_report(tmp_path, tiny_study_file) -> None:
+    db = tmp_path / "results" / "actlab.db"
+    first = invoke("run", str(tiny_study_file), "--store", str(db), "--threads", "1")
+    assert first.exit_code == 0, first.output
+    assert "8 completed" in first.output and "(8 run now" in first.output
+    second = invoke("run", str(tiny_study_file), "--store", str(db))
+    assert second.exit_code == 0 and "(0 run now" in second.output
+    attempts = db_rows(db, "SELECT attempts FROM runs")
+    assert [a for (a,) in attempts] == [1] * 8
+
+    out = tmp_path / "report"
+    result = invoke("report", "tiny", "--store", str(db), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert "| relu | " in report and "(n=2)" in report and "**" in report
+    for name in ("runs.csv", "epochs.csv", "figures/val_acc.png", "figures/train_loss.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "figures/val_acc.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "runs.csv").read_text().strip().splitlines()) == 9
+
+
+def test_run_with_report_flag_writes_beside_the_store(tmp_path, tiny_study_file) -> None:
+    db = tmp_path / "store" / "actlab.db"
+    result = invoke("run", str(tiny_study_file), "--store", str(db), "--report")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "store" / "reports" / "tiny" / "report.md").exists()
+
+
+def test_killed_study_resumes_with_no_duplicate_and_no_lost_run(tmp_path) -> None:
+    study = tmp_path / "kill.yaml"
+    study.write_text(TINY_STUDY.format(name="kill", epochs=3))
+    db = tmp_path / "actlab.db"
+    command = [sys.executable, "-m", "actlab.cli", "run", str(study), "--store", str(db),
+               "--threads", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    # Kill once two runs are done and the third is mid-training (an epoch row written).
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                done = db_rows(db, "SELECT COUNT(*) FROM runs WHERE status='completed'")[0][0]
+                partial = db_rows(db, "SELECT COUNT(*) FROM epochs e JOIN runs r "
+                                      "USING (study_id, run_id) WHERE r.status='running'")[0][0]
+            except sqlite3.OperationalError:
+                done = partial = 0
+            if done >= 2 and partial >= 1:
+                break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("the study never reached the kill point")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = db_rows(db, "SELECT run_id FROM runs WHERE status='running'")
+    assert len(killed) == 1
+
+    resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    statuses = db_rows(db, "SELECT status, COUNT(*) FROM runs GROUP BY status")
+    assert statuses == [("completed", 8)]
+    per_run = db_rows(db, "SELECT run_id, COUNT(*), MAX(epoch) FROM epochs GROUP BY run_id")
+    assert len(per_run) == 8 and all(n == 3 and top == 3 for _, n, top in per_run)
+    attempts = dict(db_rows(db, "SELECT run_id, attempts FROM runs"))
+    assert attempts[killed[0][0]] == 2 and sum(attempts.values()) == 9
+    assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_bad_study_exits_nonzero_and_leaves_the_store_alone(tmp_path) -> None:
+    study = tmp_path / "bad.yaml"
+    study.write_text("name: bad\ngrid: {act: [relu, relu6x]}\n")
+    db = tmp_path / "actlab.db"
+    result = runner.invoke(app, ["run", str(study), "--store", str(db)])
+    assert result.exit_code == 2
+    assert "unknown activation 'relu6x'" in result.output
+    assert not db.exists()
+
+
+def test_failing_run_is_recorded_and_the_study_goes_on(tmp_path) -> None:
+    study = tmp_path / "partly.yaml"
+    study.write_text(
+        "name: partly\ntrain: {epochs: 1, batch_size: 32, optimizer: {lr: 0.01}}\n"
+        f"data: {{data_dir: {tmp_path / 'nowhere'}, options: {{}}}}\n"
+        "grid: {dataset: [mnist, synthetic]}\n")
+    db = tmp_path / "actlab.db"
+    result = runner.invoke(app, ["run", str(study), "--store", str(db)])
+    assert result.exit_code == 1
+    assert "1 run(s) failed" in result.output
+    rows = dict(db_rows(db, "SELECT status, error FROM runs"))
+    assert rows.keys() == {"failed", "completed"}
+    assert "train-images-idx3-ubyte[.gz] not found" in rows["failed"]
+    report = runner.invoke(app, ["report", "partly", "--store", str(db), "-o",
+                                 str(tmp_path / "r")])
+    assert report.exit_code == 0
+    assert "failed: actlab.data.base.DatasetError" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_report_of_unknown_study_or_store(tmp_path, tiny_study_file) -> None:
+    result = runner.invoke(app, ["report", "tiny", "--store", str(tmp_path / "none.db")])
+    assert result.exit_code == 2 and "no run store" in result.output
+    db = tmp_path / "actlab.db"
+    invoke("run", str(tiny_study_file), "--store", str(db))
+    result = runner.invoke(app, ["report", "nope", "--store", str(db)])
+    assert result.exit_code == 2 and "no study named 'nope'" in result.output
+
+
+@pytest.mark.parametrize(("what", "expected"), [
+    ("activations", "leaky_relu"), ("inits", "he_normal"), ("models", "lenet5"),
+    ("datasets", "fashion_mnist"), ("schedules", "cosine")])
+def test_list_prints_registries(what: str, expected: str) -> None:
+    result = invoke("list", what)
+    assert result.exit_code == 0 and expected in result.output
+
+
+def test_list_unknown_registry_fails() -> None:
+    result = runner.invoke(app, ["list", "optimisers"])
+    assert result.exit_code == 2 and "choose from activations" in result.output
+
+
+def test_plan_and_status(tmp_path, tiny_study_file) -> None:
+    db = tmp_path / "actlab.db"
+    plan = invoke("plan", str(tiny_study_file), "--store", str(db))
+    assert plan.exit_code == 0 and "8 runs" in plan.output and "new" in plan.output
+    invoke("run", str(tiny_study_file), "--store", str(db))
+    status = invoke("status", "--store", str(db))
+    assert status.exit_code == 0 and "tiny" in status.output

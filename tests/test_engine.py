@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from actlab.study import RunSpec
+from actlab.train.engine import run_one
+from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
+from actlab.train.schedules import build_schedule
+
+SYNTHETIC = {"name": "synthetic", "options": {"train_size": 400, "test_size": 200}}
+
+
+def spec(**overrides) -> RunSpec:
+    base = {"model": "lenet5", "act": "relu", "init": "he_normal", "seed": 0, "data": SYNTHETIC,
+            "train": {"epochs": 2, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.01}}}
+    base.update(overrides)
+    return RunSpec.model_validate(base)
+
+
+def comparable(result) -> tuple:
+    epochs = [(e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr) for e in result.epochs]
+    final = {k: v for k, v in result.final.items() if k != "peak_memory_mb"}
+    return epochs, final
+
+
+def test_training_learns_and_records_every_measurement() -> None:
+    result = run_one(spec())
+    assert result.status == "completed" and len(result.epochs) == 2
+    assert result.final["test_acc"] > 0.5  # chance is 0.1
+    assert result.epochs[-1].train_loss < result.epochs[0].train_loss
+    for key in ("test_loss", "test_top3", "test_macro_precision", "test_macro_f1", "confusion"):
+        assert key in result.final
+    assert sum(map(sum, result.final["confusion"])) == 200
+    assert result.info["parameters"] == 61_706 and result.info["activation_sites"] == 4
+    assert result.info["env"]["torch"] == torch.__version__
+    assert all(e.images_per_s > 0 and e.epoch_time > 0 for e in result.epochs)
+
+
+def test_same_spec_gives_identical_metrics() -> None:
+    assert comparable(run_one(spec(act="mish"))) == comparable(run_one(spec(act="mish")))
+
+
+def test_different_seeds_differ() -> None:
+    assert comparable(run_one(spec(seed=0))) != comparable(run_one(spec(seed=1)))
+
+
+def test_huge_learning_rate_is_detected_as_divergence() -> None:
+    result = run_one(spec(train={"epochs": 3, "batch_size": 32,
+                                 "optimizer": {"name": "sgd", "lr": 100.0}}))
+    assert result.status == "diverged"
+    assert result.diverged_epoch == 1
+    assert "loss" in result.reason
+    assert result.final == {}
+
+
+def test_cosine_schedule_reaches_its_floor() -> None:
+    result = run_one(spec(train={"epochs": 2, "batch_size": 32, "schedule": "cosine",
+                                 "optimizer": {"name": "adam", "lr": 1e-3}}))
+    assert result.epochs[0].lr < 1e-3 and result.epochs[-1].lr < 1e-5
+
+
+@pytest.mark.parametrize(("step", "expected"), [(0, 1.0), (50, 0.5 * (1 + np.cos(np.pi / 2))),
+                                                (100, 0.0)])
+def test_cosine_matches_its_formula(step: int, expected: float) -> None:
+    assert build_schedule("cosine")(step, 100, 1.0) == pytest.approx(expected)
+    assert build_schedule("fixed")(step, 100, 0.3) == 0.3
+
+
+def test_cosine_warmup_is_linear() -> None:
+    schedule = build_schedule("cosine(warmup_steps=10)")
+    assert [schedule(s, 100, 1.0) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+
+
+def test_metrics_equal_independent_computation() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(500, 5))
+    labels = rng.integers(0, 5, size=500)
+    logits[np.arange(250), labels[:250]] += 2.0  # some signal
+    t_logits, t_labels = torch.from_numpy(logits), torch.from_numpy(labels)
+    order = np.argsort(-logits, axis=1)
+    for k in (1, 3):
+        expected = np.mean([labels[i] in order[i, :k] for i in range(500)])
+        assert topk_accuracy(t_logits, t_labels, k) == pytest.approx(expected)
+    predictions = logits.argmax(1)
+    confusion = np.zeros((5, 5), int)
+    for truth, guess in zip(labels, predictions, strict=True):
+        confusion[truth, guess] += 1
+    got = confusion_matrix(torch.from_numpy(predictions), t_labels, 5)
+    np.testing.assert_array_equal(got.numpy(), confusion)
+    precision = [np.mean(labels[predictions == c] == c) for c in range(5)]
+    recall = [np.mean(predictions[labels == c] == c) for c in range(5)]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall, strict=True)]
+    scores = macro_scores(got)
+    assert scores["macro_precision"] == pytest.approx(np.mean(precision))
+    assert scores["macro_recall"] == pytest.approx(np.mean(recall))
+    assert scores["macro_f1"] == pytest.approx(np.mean(f1))
+
+
+def test_never_predicted_class_has_zero_precision() -> None:
+    confusion = torch.tensor([[5, 0], [5, 0]])
+    assert macro_scores(confusion)["macro_precision"] == pytest.approx(0.25)

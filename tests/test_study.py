@@ -1,0 +1,98 @@
+import textwrap
+
+import pytest
+
+from actlab.study import RunSpec, StudyError, load_study, parse_study
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_expansion_is_grid_times_seeds_in_file_order() -> None:
+    study = parse_study({"name": "s", "grid": {"act": ["relu", "tanh", "mish"],
+                                               "init": ["he", "xavier"]}, "seeds": 2})
+    specs = study.expand()
+    assert len(specs) == 12
+    assert [(s.act, s.init, s.seed) for s in specs[:3]] == [
+        ("relu", "he_normal", 0), ("relu", "he_normal", 1), ("relu", "xavier_uniform", 0)]
+    assert len({s.run_id for s in specs}) == 12
+
+
+def test_dotted_and_shorthand_axes() -> None:
+    study = parse_study({"name": "s", "grid": {"lr": [0.1, 0.01], "train.epochs": [1, 2]},
+                         "seeds": [7]})
+    specs = study.expand()
+    assert [(s.train.optimizer.lr, s.train.epochs, s.seed) for s in specs] == [
+        (0.1, 1, 7), (0.1, 2, 7), (0.01, 1, 7), (0.01, 2, 7)]
+
+
+def test_run_id_is_stable_across_spelling_and_key_order() -> None:
+    a = RunSpec.model_validate({"act": "LReLU(slope=0.3)", "init": "kaiming",
+                                "train": {"epochs": 2, "batch_size": 64}})
+    b = RunSpec.model_validate({"train": {"batch_size": 64, "epochs": 2},
+                                "init": {"name": "he_normal", "mode": "fan_in"},
+                                "act": {"name": "leaky_relu", "slope": 0.3}})
+    assert a.run_id == b.run_id
+    assert a.act == "leaky_relu(slope=0.3)" and a.init == "he_normal"
+    # Where the data lives and which device runs it do not change the result's identity.
+    c = RunSpec.model_validate({**a.model_dump(), "data": {"data_dir": "/elsewhere"},
+                                "train": {**a.train.model_dump(), "device": "cpu"}})
+    assert c.run_id == a.run_id
+    assert RunSpec.model_validate({**a.model_dump(), "seed": 1}).run_id != a.run_id
+    # The hash is a pinned function of the content: changing it orphans users' stores.
+    assert RunSpec().run_id == RunSpec.model_validate({}).run_id
+    assert len(a.run_id) == 16
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: s\nact: relu6x\n", r"act: unknown activation 'relu6x'. Did you mean 'relu'"),
+    ("name: s\ngrid: {act: [relu, mishh]}\n", r"act: unknown activation 'mishh'.*cell act=mishh"),
+    ("name: s\ninit: hee\n", r"init: unknown initializer 'hee'"),
+    ("name: s\nmodel: resnet9000\n", r"model: unknown model 'resnet9000'.*lenet5"),
+    ("name: s\ndata: {name: imagenet21k}\n", r"data.name: unknown dataset"),
+    ("name: s\ntrain: {epochs: zero}\n", r"train.epochs: Input should be a valid integer"),
+    ("name: s\ntrain: {epochs: 0}\n", r"train.epochs: Input should be greater than 0"),
+    ("name: s\ntrain: {optimizer: {name: lion}}\n", r"unknown optimizer 'lion'"),
+    ("name: s\ntrain: {optimizer: {lr: -1}}\n", r"train.optimizer.lr: Input should be greater"),
+    ("name: s\ntrain: {epoch: 3}\n", r"train.epoch: unknown field"),
+    ("name: s\nlearning_rate: 3\n", r"unknown top-level key\(s\) learning_rate"),
+    ("name: s\ngrid: {activation: [relu]}\n", r"unknown grid axis 'activation'"),
+    ("name: s\ngrid: {act: []}\n", r"grid axis 'act' has no values"),
+    ("name: s\nseeds: 0\n", r"seeds must be a positive count"),
+    ("name: bad name!\n", r"name: String should match pattern"),
+    ("act: relu\n", r"name: Field required"),
+    ("name: s\ngrid: {act: [relu, ReLU]}\n", r"same run"),
+    ("name: s\nact: leaky_relu(slope=\n", r"cannot parse"),
+    ("name: s\ngrid: {act: [relu\n", r"YAML syntax error at line 3"),
+    ("- just\n- a list\n", r"must be a YAML mapping"),
+    ("name: s\ntrain: {schedule: cosine(warmup=3)}\n", r"schedule 'cosine' has no option 'warmup'"),
+])
+def test_invalid_study_files_name_the_problem(tmp_path, text: str, message: str) -> None:
+    with pytest.raises(StudyError, match=message):
+        load_study(write(tmp_path, text))
+
+
+def test_all_problems_are_reported_together(tmp_path) -> None:
+    path = write(tmp_path, "name: s\ngrid: {act: [relu6x, mishh], init: [hee, he]}\n")
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    text = str(info.value)
+    assert "relu6x" in text and "mishh" in text and "hee" in text
+    assert str(path) not in text or "problem(s)" in text
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(StudyError, match="file not found"):
+        load_study(tmp_path / "nope.yaml")
+
+
+def test_shipped_quickstart_validates() -> None:
+    study = load_study("studies/quickstart.yaml")
+    specs = study.expand()
+    assert study.name == "quickstart"
+    assert len({s.act for s in specs}) >= 5 and len({s.init for s in specs}) == 2
+    assert len(specs) == len({s.act for s in specs}) * 2 * 2
+    assert {s.model for s in specs} == {"lenet5"} and specs[0].data.name == "fashion_mnist"
