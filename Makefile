@@ -29,6 +29,7 @@ quickstart: setup
 	$(BIN)/actlab run studies/quickstart.yaml --report
 
 test: setup
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -58,7 +58,8 @@ def test_float32_close_to_reference_and_dtype_preserved(name: str) -> None:
     module = build_activation(name)
     x = torch.from_numpy(GRID).float()
     out = module(x)
-    assert out.dtype == torch.float32 and out.shape == x.shape
+    assert out.dtype == torch.float32
+    assert out.shape == x.shape
     with np.errstate(over="ignore"):
         expected = REFERENCES[name](GRID)
     np.testing.assert_allclose(out.detach().double().numpy(), expected, rtol=2e-6, atol=2e-6)
@@ -78,7 +79,8 @@ def test_works_on_feature_maps(name: str) -> None:
     module = build_activation(name, channels=3)
     x = torch.randn(2, 3, 5, 5, requires_grad=True)
     module(x).sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert x.grad is not None
+    assert torch.isfinite(x.grad).all()
 
 
 def test_options_labels_and_defaults() -> None:
@@ -105,7 +107,8 @@ def test_option_errors_are_clear() -> None:
 
 def test_prelu_is_learnable_per_site_or_per_channel() -> None:
     single = build_activation("prelu", channels=8)
-    assert single.weight.shape == (1,) and single.weight.item() == 0.25
+    assert single.weight.shape == (1,)
+    assert single.weight.item() == 0.25
     per_channel = build_activation("prelu(per_channel=True)", channels=8)
     assert per_channel.weight.shape == (8,)
     x = torch.randn(4, 8, 3, 3)

@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-from helpers import TINY_STUDY
 from typer.testing import CliRunner
 
 from actlab.cli import app
+from helpers import TINY_STUDY
 
 runner = CliRunner()
 
@@ -32,9 +32,11 @@ def test_run_then_rerun_does_no_new_training_and_report(tmp_path, tiny_study_fil
     db = tmp_path / "results" / "actlab.db"
     first = invoke("run", str(tiny_study_file), "--store", str(db), "--threads", "1")
     assert first.exit_code == 0, first.output
-    assert "8 completed" in first.output and "(8 run now" in first.output
+    assert "8 completed" in first.output
+    assert "(8 run now" in first.output
     second = invoke("run", str(tiny_study_file), "--store", str(db))
-    assert second.exit_code == 0 and "(0 run now" in second.output
+    assert second.exit_code == 0
+    assert "(0 run now" in second.output
     attempts = db_rows(db, "SELECT attempts FROM runs")
     assert [a for (a,) in attempts] == [1] * 8
 
@@ -42,7 +44,9 @@ def test_run_then_rerun_does_no_new_training_and_report(tmp_path, tiny_study_fil
     result = invoke("report", "tiny", "--store", str(db), "-o", str(out))
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
-    assert "| relu | " in report and "(n=2)" in report and "**" in report
+    assert "| relu | " in report
+    assert "(n=2)" in report
+    assert "**" in report
     for name in ("runs.csv", "epochs.csv", "figures/val_acc.png", "figures/train_loss.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "figures/val_acc.png").read_bytes()[:4] == b"\x89PNG"
@@ -90,9 +94,11 @@ def test_killed_study_resumes_with_no_duplicate_and_no_lost_run(tmp_path) -> Non
     statuses = db_rows(db, "SELECT status, COUNT(*) FROM runs GROUP BY status")
     assert statuses == [("completed", 8)]
     per_run = db_rows(db, "SELECT run_id, COUNT(*), MAX(epoch) FROM epochs GROUP BY run_id")
-    assert len(per_run) == 8 and all(n == 3 and top == 3 for _, n, top in per_run)
+    assert len(per_run) == 8
+    assert all(n == 3 and top == 3 for _, n, top in per_run)
     attempts = dict(db_rows(db, "SELECT run_id, attempts FROM runs"))
-    assert attempts[killed[0][0]] == 2 and sum(attempts.values()) == 9
+    assert attempts[killed[0][0]] == 2
+    assert sum(attempts.values()) == 9
     assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
 
 
@@ -127,11 +133,13 @@ def test_failing_run_is_recorded_and_the_study_goes_on(tmp_path) -> None:
 
 def test_report_of_unknown_study_or_store(tmp_path, tiny_study_file) -> None:
     result = runner.invoke(app, ["report", "tiny", "--store", str(tmp_path / "none.db")])
-    assert result.exit_code == 2 and "no run store" in result.output
+    assert result.exit_code == 2
+    assert "no run store" in result.output
     db = tmp_path / "actlab.db"
     invoke("run", str(tiny_study_file), "--store", str(db))
     result = runner.invoke(app, ["report", "nope", "--store", str(db)])
-    assert result.exit_code == 2 and "no study named 'nope'" in result.output
+    assert result.exit_code == 2
+    assert "no study named 'nope'" in result.output
 
 
 @pytest.mark.parametrize(("what", "expected"), [
@@ -139,18 +147,23 @@ def test_report_of_unknown_study_or_store(tmp_path, tiny_study_file) -> None:
     ("datasets", "fashion_mnist"), ("schedules", "cosine")])
 def test_list_prints_registries(what: str, expected: str) -> None:
     result = invoke("list", what)
-    assert result.exit_code == 0 and expected in result.output
+    assert result.exit_code == 0
+    assert expected in result.output
 
 
 def test_list_unknown_registry_fails() -> None:
     result = runner.invoke(app, ["list", "optimisers"])
-    assert result.exit_code == 2 and "choose from activations" in result.output
+    assert result.exit_code == 2
+    assert "choose from activations" in result.output
 
 
 def test_plan_and_status(tmp_path, tiny_study_file) -> None:
     db = tmp_path / "actlab.db"
     plan = invoke("plan", str(tiny_study_file), "--store", str(db))
-    assert plan.exit_code == 0 and "8 runs" in plan.output and "new" in plan.output
+    assert plan.exit_code == 0
+    assert "8 runs" in plan.output
+    assert "new" in plan.output
     invoke("run", str(tiny_study_file), "--store", str(db))
     status = invoke("status", "--store", str(db))
-    assert status.exit_code == 0 and "tiny" in status.output
+    assert status.exit_code == 0
+    assert "tiny" in status.output

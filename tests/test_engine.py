@@ -25,13 +25,15 @@ def comparable(result) -> tuple:
 
 def test_training_learns_and_records_every_measurement() -> None:
     result = run_one(spec())
-    assert result.status == "completed" and len(result.epochs) == 2
+    assert result.status == "completed"
+    assert len(result.epochs) == 2
     assert result.final["test_acc"] > 0.5  # chance is 0.1
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss
     for key in ("test_loss", "test_top3", "test_macro_precision", "test_macro_f1", "confusion"):
         assert key in result.final
     assert sum(map(sum, result.final["confusion"])) == 200
-    assert result.info["parameters"] == 61_706 and result.info["activation_sites"] == 4
+    assert result.info["parameters"] == 61_706
+    assert result.info["activation_sites"] == 4
     assert result.info["env"]["torch"] == torch.__version__
     assert all(e.images_per_s > 0 and e.epoch_time > 0 for e in result.epochs)
 
@@ -56,7 +58,8 @@ def test_huge_learning_rate_is_detected_as_divergence() -> None:
 def test_cosine_schedule_reaches_its_floor() -> None:
     result = run_one(spec(train={"epochs": 2, "batch_size": 32, "schedule": "cosine",
                                  "optimizer": {"name": "adam", "lr": 1e-3}}))
-    assert result.epochs[0].lr < 1e-3 and result.epochs[-1].lr < 1e-5
+    assert result.epochs[0].lr < 1e-3
+    assert result.epochs[-1].lr < 1e-5
 
 
 @pytest.mark.parametrize(("step", "expected"), [(0, 1.0), (50, 0.5 * (1 + np.cos(np.pi / 2))),

@@ -40,7 +40,7 @@ def test_torch_gain_for_leaky_relu_uses_its_slope() -> None:
 
 
 def test_torch_gain_fails_clearly_where_pytorch_has_none() -> None:
-    with pytest.raises(ValueError, match="no gain for activation 'mish'.*gain: matched"):
+    with pytest.raises(ValueError, match=r"no gain for activation 'mish'.*gain: matched"):
         torch_gain("mish")
 
 

@@ -47,9 +47,11 @@ def test_weight_statistics_match_formula(name: str) -> None:
     weight = model.conv.weight
     assert weight.mean().item() == pytest.approx(0.0, abs=0.02 * EXPECTED_STD[name])
     assert weight.std().item() == pytest.approx(EXPECTED_STD[name], rel=0.02)
-    assert model.bn.weight.eq(1).all() and model.bn.bias.eq(0).all()
+    assert model.bn.weight.eq(1).all()
+    assert model.bn.bias.eq(0).all()
     if name != "default":
-        assert model.conv.bias.eq(0).all() and model.fc.bias.eq(0).all()
+        assert model.conv.bias.eq(0).all()
+        assert model.fc.bias.eq(0).all()
 
 
 def test_uniform_initializers_respect_their_bounds() -> None:

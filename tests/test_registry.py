@@ -16,7 +16,8 @@ def test_lookup_is_case_insensitive_and_resolves_aliases(registry: Registry) -> 
     assert registry.get("ReLU") == "R"
     assert registry.get("RECTIFIER") == "R"
     assert registry.canonical(" rectifier ") == "relu"
-    assert "Tanh" in registry and "sigmoid" not in registry
+    assert "Tanh" in registry
+    assert "sigmoid" not in registry
 
 
 def test_duplicate_names_and_aliases_are_errors(registry: Registry) -> None:

@@ -100,14 +100,14 @@ def test_finish_fail_release_and_retry(store) -> None:
 def test_unknown_study_lists_the_known_ones(store) -> None:
     study = make_study(name="known")
     store.register_study(study, study.expand())
-    with pytest.raises(StoreError, match="no study named 'nope'.*known"):
+    with pytest.raises(StoreError, match=r"no study named 'nope'.*known"):
         store.study_id("nope")
 
 
 def test_unwritable_location_is_a_clear_error(tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(StoreError, match="cannot open the run store.*--store"):
+    with pytest.raises(StoreError, match=r"cannot open the run store.*--store"):
         Store(blocker / "sub" / "runs.db")
 
 

@@ -36,7 +36,8 @@ def test_run_id_is_stable_across_spelling_and_key_order() -> None:
                                 "init": {"name": "he_normal", "mode": "fan_in"},
                                 "act": {"name": "leaky_relu", "slope": 0.3}})
     assert a.run_id == b.run_id
-    assert a.act == "leaky_relu(slope=0.3)" and a.init == "he_normal"
+    assert a.act == "leaky_relu(slope=0.3)"
+    assert a.init == "he_normal"
     # Where the data lives and which device runs it do not change the result's identity.
     c = RunSpec.model_validate({**a.model_dump(), "data": {"data_dir": "/elsewhere"},
                                 "train": {**a.train.model_dump(), "device": "cpu"}})
@@ -80,7 +81,9 @@ def test_all_problems_are_reported_together(tmp_path) -> None:
     with pytest.raises(StudyError) as info:
         load_study(path)
     text = str(info.value)
-    assert "relu6x" in text and "mishh" in text and "hee" in text
+    assert "relu6x" in text
+    assert "mishh" in text
+    assert "hee" in text
     assert str(path) not in text or "problem(s)" in text
 
 
@@ -93,6 +96,8 @@ def test_shipped_quickstart_validates() -> None:
     study = load_study("studies/quickstart.yaml")
     specs = study.expand()
     assert study.name == "quickstart"
-    assert len({s.act for s in specs}) >= 5 and len({s.init for s in specs}) == 2
+    assert len({s.act for s in specs}) >= 5
+    assert len({s.init for s in specs}) == 2
     assert len(specs) == len({s.act for s in specs}) * 2 * 2
-    assert {s.model for s in specs} == {"lenet5"} and specs[0].data.name == "fashion_mnist"
+    assert {s.model for s in specs} == {"lenet5"}
+    assert specs[0].data.name == "fashion_mnist"
