@@ -147,7 +147,7 @@ def write_report(store: Store, study: str, out_dir: str | Path) -> Path:
                   "Mean over seeds per epoch; the band is ±1 standard deviation across seeds. "
                   "Completed runs only. One panel per initializer.", ""]
         for metric, title in (("val_acc", "Validation accuracy"),
-                              ("train_loss", "Training loss")):
+                              ("train_loss", "Training loss"), ("val_loss", "Validation loss")):
             if epochs.empty:
                 break
             fig = curves_figure(epochs, metric, hue="act", panel="init", colours=colours)
