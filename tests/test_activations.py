@@ -18,7 +18,17 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
 
 
-REFERENCES = {
+def _param(module, name: str) -> float:
+    return module.get_parameter(name).item()
+
+
+def _tact(x: np.ndarray, m, squared: bool) -> np.ndarray:
+    alpha, beta = _param(m, "alpha"), _param(m, "beta")
+    slope, sharpness = (alpha**2, 1 + beta**2) if squared else (alpha, 1 + beta)
+    return (slope * x + 1 - slope) * expit(sharpness * x)
+
+
+_FIXED = {
     "relu": lambda x: np.maximum(x, 0.0),
     "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
     "prelu": lambda x: np.where(x > 0, x, 0.25 * x),
@@ -34,6 +44,21 @@ REFERENCES = {
     "softplus": _softplus,
     "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
     "identity": lambda x: x,
+    # Learnable activations at their documented starting values:
+    "swish_beta": lambda x: x * expit(x),
+    "frelu": lambda x: np.maximum(x, 0.0),
+    "pelu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "asigmoid": expit,
+    "atanh": np.tanh,
+    "arelu": lambda x: np.maximum(x, 0.0),
+    "combo_adaptive": lambda x: (np.tanh(x) + expit(x) + np.maximum(x, 0.0)) / 3,
+    "combo_fixed": lambda x: (np.tanh(x) + expit(x) + np.maximum(x, 0.0)) / 3,
+}
+# reference(x, module): the formula, with the module's parameters where they are random.
+REFERENCES = {
+    **{name: (lambda x, m, f=f: f(x)) for name, f in _FIXED.items()},
+    "tact": lambda x, m: _tact(x, m, squared=False),
+    "mtact": lambda x, m: _tact(x, m, squared=True),
 }
 GRID = np.concatenate([np.linspace(-8.0, 8.0, 1601), [-1e4, -30.0, 30.0, 1e4]])
 
@@ -48,7 +73,7 @@ def test_value_matches_float64_reference(name: str) -> None:
     x = torch.from_numpy(GRID)
     out = module(x).detach().numpy()
     with np.errstate(over="ignore"):
-        expected = REFERENCES[name](GRID)
+        expected = REFERENCES[name](GRID, module)
     assert np.all(np.isfinite(out)), f"{name} is not finite on the grid"
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
 
@@ -61,7 +86,7 @@ def test_float32_close_to_reference_and_dtype_preserved(name: str) -> None:
     assert out.dtype == torch.float32
     assert out.shape == x.shape
     with np.errstate(over="ignore"):
-        expected = REFERENCES[name](GRID)
+        expected = REFERENCES[name](GRID, module)
     np.testing.assert_allclose(out.detach().double().numpy(), expected, rtol=2e-6, atol=2e-6)
 
 
@@ -116,3 +141,99 @@ def test_prelu_is_learnable_per_site_or_per_channel() -> None:
     assert per_channel.weight.grad is not None
     with pytest.raises(ValueError, match="channel count"):
         build_activation("prelu(per_channel=True)")
+
+
+LEARNABLE = [name for name in ACTIVATIONS if ACTIVATIONS.get(name).properties.learnable]
+
+
+@pytest.mark.parametrize("name", LEARNABLE)
+def test_learnable_parameters_get_gradients_and_are_float32(name: str) -> None:
+    module = build_activation(name, channels=4)
+    params = dict(module.named_parameters())
+    assert params, f"{name} declares learnable parameters but has none"
+    assert all(p.dtype == torch.float32 for p in params.values())
+    module(torch.randn(8, 4, 3, 3)).pow(2).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params.values())
+    assert module.tracked_values()
+
+
+@pytest.mark.parametrize("name", LEARNABLE)
+def test_parameter_init_is_deterministic_under_a_seed(name: str) -> None:
+    torch.manual_seed(5)
+    first = build_activation(name, channels=4).tracked_values()
+    torch.manual_seed(5)
+    assert build_activation(name, channels=4).tracked_values() == first
+
+
+def test_tact_special_cases() -> None:
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    tact = build_activation("tact(alpha=1.0, beta=0.0)").double()
+    torch.testing.assert_close(tact(x), torch.nn.functional.silu(x))
+    swish = build_activation("tact(alpha=1.0, beta=1.0)").double()
+    torch.testing.assert_close(swish(x), x * torch.sigmoid(2 * x))
+    near_relu = build_activation("tact(alpha=1.0, beta=200.0)").double()
+    torch.testing.assert_close(near_relu(x), torch.relu(x), atol=3e-3, rtol=0)
+    sigmoid_like = build_activation("tact(alpha=0.0, beta=1.0)").double()
+    torch.testing.assert_close(sigmoid_like(x), torch.sigmoid(2 * x))
+    # The (A x + B)(tanh(C x) + 1) form of the reference code, A = alpha/2, C = (1+beta)/2.
+    alpha, beta = 0.3, 0.4
+    reference = (alpha / 2 * x + 0.5 - alpha / 2) * (torch.tanh((1 + beta) / 2 * x) + 1)
+    torch.testing.assert_close(build_activation(f"tact(alpha={alpha}, beta={beta})").double()(x),
+                               reference)
+    reference_m = (alpha**2 / 2 * x + 0.5 - alpha**2 / 2) * (torch.tanh((1 + beta**2) / 2 * x) + 1)
+    torch.testing.assert_close(
+        build_activation(f"mtact(alpha={alpha}, beta={beta})").double()(x), reference_m)
+
+
+def test_tact_draws_uniform_per_site_values() -> None:
+    torch.manual_seed(0)
+    draws = [build_activation("tact").tracked_values() for _ in range(200)]
+    alphas = np.array([d["alpha"] for d in draws])
+    assert alphas.min() >= 0.0
+    assert alphas.max() <= 0.5
+    assert len(set(alphas)) == 200  # one draw per site, not one per process
+    assert abs(alphas.mean() - 0.25) < 0.03
+
+
+def test_arelu_starts_and_identity_option() -> None:
+    x = torch.linspace(-3, 3, 13)
+    torch.testing.assert_close(build_activation("arelu")(x), torch.relu(x))
+    torch.testing.assert_close(build_activation("arelu(start=identity)")(x), x)
+
+
+def test_combination_weights_are_normalized_and_frozen_variants() -> None:
+    combo = build_activation("combo_adaptive")
+    values = combo.tracked_values()
+    assert values["X"] == pytest.approx(1 / 3)
+    assert values["X"] + values["Y"] + values["Z"] == pytest.approx(1.0)
+    with torch.no_grad():
+        combo.logits.copy_(torch.tensor([3.0, -2.0, 0.5]))
+    values = combo.tracked_values()
+    assert values["X"] + values["Y"] + values["Z"] == pytest.approx(1.0)
+    assert min(values["X"], values["Y"], values["Z"]) > 0
+    x = torch.linspace(-3, 3, 13)
+    parts = torch.tanh(x) + torch.sigmoid(x) + torch.relu(x)
+    torch.testing.assert_close(build_activation("combo_fixed(weights=one)")(x), parts)
+    torch.testing.assert_close(build_activation("combo_fixed(weights=third)")(x), parts / 3)
+    assert not list(build_activation("combo_fixed(weights=third)").parameters())
+
+
+def test_pelu_starts_as_elu_and_stays_positive() -> None:
+    x = torch.linspace(-4, 4, 41)
+    pelu = build_activation("pelu")
+    torch.testing.assert_close(pelu(x), torch.nn.functional.elu(x))
+    with torch.no_grad():
+        pelu.a.fill_(-1.0)
+        pelu.b.fill_(0.01)
+    pelu.constrain()
+    assert pelu.a.item() == pytest.approx(0.1)
+    assert pelu.b.item() == pytest.approx(0.1)
+
+
+def test_per_channel_learnable_parameters_broadcast() -> None:
+    module = build_activation("swish_beta(per_channel=True)", channels=3)
+    with torch.no_grad():
+        module.beta.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    x = torch.ones(2, 3, 4, 4)
+    out = module(x)
+    torch.testing.assert_close(out[0, :, 0, 0], torch.sigmoid(torch.tensor([0.0, 1.0, 2.0])))

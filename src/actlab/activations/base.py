@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from actlab.components import ComponentSpec, resolve_component
@@ -51,6 +52,21 @@ class Activation(nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.label if self.spec is not None else ""
+
+    def tracked_values(self) -> dict[str, float]:
+        """Named scalar values the engine records per epoch (parameters, flattened)."""
+        values: dict[str, float] = {}
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                flat = param.detach().float().flatten().tolist()
+                if len(flat) == 1:
+                    values[name] = flat[0]
+                else:
+                    values.update({f"{name}[{i}]": v for i, v in enumerate(flat)})
+        return values
+
+    def constrain(self) -> None:
+        """Project parameters back into their domain after an optimizer step (no-op here)."""
 
 
 def register_activation(

@@ -46,9 +46,14 @@ def gaussian_expectation(
 
 def float64_function(act: str | Mapping[str, Any] | ActSpec) -> Callable[[torch.Tensor],
                                                                           torch.Tensor]:
-    """The activation as a float64 function (learnable ones at their initial values)."""
-    module = copy.deepcopy(resolve_act(act).build(channels=1)).to(torch.float64).eval()
-    return module
+    """The activation as a float64 function (learnable ones at their initial values;
+    randomly initialized ones at the values drawn with seed 0)."""
+    # Activations with random initial values (tact) draw them from torch's generator:
+    # draw under a fixed seed, without disturbing the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = resolve_act(act).build(channels=1)
+    return copy.deepcopy(module).to(torch.float64).eval()
 
 
 @lru_cache(maxsize=256)

@@ -13,14 +13,17 @@ from torch import nn
 from actlab.activations.base import Activation, ActProperties, register_activation
 
 
-def _per_site_shape(per_channel: bool, channels: int | None, name: str) -> tuple[int, ...]:
-    """Shape of a parameter that is either one scalar per site or one per channel."""
+def per_site_parameter(value: float, per_channel: bool, channels: int | None, name: str
+                       ) -> nn.Parameter:
+    """A float32 parameter: one scalar per site, or one value per channel."""
     if not per_channel:
-        return (1,)
-    if channels is None:
+        shape: tuple[int, ...] = (1,)
+    elif channels is None:
         raise ValueError(f"{name}(per_channel=True) needs the channel count of its site; "
                          "this model does not provide it")
-    return (channels,)
+    else:
+        shape = (channels,)
+    return nn.Parameter(torch.full(shape, float(value), dtype=torch.float32))
 
 
 @register_activation("prelu")
@@ -39,8 +42,7 @@ class PReLU(Activation):
     def __init__(self, init: float = 0.25, per_channel: bool = False,
                  channels: int | None = None) -> None:
         super().__init__()
-        shape = _per_site_shape(per_channel, channels, "prelu")
-        self.weight = nn.Parameter(torch.full(shape, float(init), dtype=torch.float32))
+        self.weight = per_site_parameter(init, per_channel, channels, "prelu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.prelu(x, self.weight.to(x.dtype))

@@ -55,8 +55,18 @@ class _ActivationAwareTracer(torch.fx.Tracer):
 
 
 def activation_sites(model: nn.Module) -> dict[str, Activation]:
-    """Qualified name -> activation module, for every activation site of ``model``."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, Activation)}
+    """Qualified name -> activation module, for every activation site of ``model``.
+
+    Activations nested inside another activation (the units of a combination) are part
+    of their parent's site, not sites of their own.
+    """
+    sites: dict[str, Activation] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, Activation) and not any(
+            name.startswith(f"{parent}.") for parent in sites
+        ):
+            sites[name] = module
+    return sites
 
 
 def verify_activations(model: nn.Module, act: ActSpec) -> int:
@@ -68,15 +78,15 @@ def verify_activations(model: nn.Module, act: ActSpec) -> int:
     fixed: tuple[str, ...] = tuple(getattr(model, "fixed_activation_sites", ()))
     problems: list[str] = []
     sites = 0
+    for name, module in activation_sites(model).items():
+        if any(name.endswith(suffix) for suffix in fixed):
+            continue
+        sites += 1
+        label = module.spec.label if module.spec is not None else type(module).__name__
+        if label != act.label:
+            problems.append(f"{name or '<root>'} is {label}")
     for name, module in model.named_modules():
-        if isinstance(module, Activation):
-            if any(name.endswith(suffix) for suffix in fixed):
-                continue
-            sites += 1
-            label = module.spec.label if module.spec is not None else type(module).__name__
-            if label != act.label:
-                problems.append(f"{name or '<root>'} is {label}")
-        elif isinstance(module, TORCH_ACTIVATION_MODULES):
+        if isinstance(module, TORCH_ACTIVATION_MODULES):
             problems.append(f"{name} is a PyTorch {type(module).__name__} module")
     problems.extend(_hidden_functional_nonlinearities(model))
     if problems:
