@@ -151,6 +151,14 @@ def test_list_prints_registries(what: str, expected: str) -> None:
     assert expected in result.output
 
 
+def test_list_activation_details_shows_formula_properties_and_gains() -> None:
+    result = invoke("list", "activations", "--details")
+    assert result.exit_code == 0
+    assert "1.4142" in result.output  # relu's matched gain
+    assert "1.6667" in result.output  # tanh's torch gain, 5/3
+    assert "alpha, beta" in result.output  # tact's learnable parameters
+
+
 def test_list_unknown_registry_fails() -> None:
     result = runner.invoke(app, ["list", "optimisers"])
     assert result.exit_code == 2

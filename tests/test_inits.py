@@ -8,7 +8,9 @@ from torch import nn
 
 from actlab.activations import matched_gain
 from actlab.inits import INITS, apply_init
+from actlab.inits.lsuv import forward_order
 from actlab.models import build_model
+from actlab.study import StudyError, parse_study
 
 FAN_IN, FAN_OUT = 64 * 9, 128 * 9  # Conv2d(64, 128, 3)
 HE_GAIN = matched_gain("tanh")
@@ -34,11 +36,15 @@ class TwoLayers(nn.Module):
         self.fc = nn.Linear(128, 10)
 
 
+# Initializers that depend on data (LSUV) or on a model variant (Fixup): own tests below.
+DEPENDENT = {"lsuv", "fixup"}
+
+
 def test_every_registered_initializer_has_an_expectation() -> None:
-    assert set(INITS) == set(EXPECTED_STD)
+    assert set(INITS) == set(EXPECTED_STD) | DEPENDENT
 
 
-@pytest.mark.parametrize("name", list(INITS))
+@pytest.mark.parametrize("name", list(EXPECTED_STD))
 def test_weight_statistics_match_formula(name: str) -> None:
     model = TwoLayers()
     with torch.no_grad():
@@ -103,3 +109,80 @@ def test_initialization_is_seeded() -> None:
 def test_bad_options_fail_clearly() -> None:
     with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out'"):
         apply_init(TwoLayers(), "he_normal(mode=fanin)", act="relu")
+
+
+def _layer_output_stds(model: nn.Module, batch: torch.Tensor) -> dict[str, float]:
+    stds: dict[str, float] = {}
+    hooks = [layer.register_forward_hook(
+        lambda _m, _i, out, name=name: stds.__setitem__(name, out.std().item()))
+        for name, layer in forward_order(model, batch)]
+    with torch.no_grad():
+        model(batch)
+    for hook in hooks:
+        hook.remove()
+    return stds
+
+
+class WithBatchNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.bn(self.conv(x))).flatten(1))
+
+
+@pytest.mark.parametrize(("model_name", "act"), [("lenet5", "relu"), ("simple_cnn", "tanh"),
+                                                 ("lenet5", "mish")])
+def test_lsuv_brings_every_layer_to_unit_std(model_name: str, act: str) -> None:
+    model = build_model(model_name, act=act, in_channels=3, image_size=32)
+    batch = torch.randn(128, 3, 32, 32) * 3 + 1
+    report = apply_init(model, "lsuv", act=act, batch=batch)["lsuv"]
+    stds = _layer_output_stds(model.train(), batch)
+    assert set(report) == set(stds)
+    for name, std in stds.items():
+        assert abs(std - 1.0) < 0.1, (name, std)
+        assert report[name]["std"] == pytest.approx(std, rel=1e-5)
+        assert 0 <= report[name]["iterations"] <= 10
+
+
+def test_lsuv_restores_mode_and_buffers_and_needs_a_batch() -> None:
+    model = WithBatchNorm().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    apply_init(model, "lsuv", act="tanh", batch=torch.randn(32, 3, 16, 16))
+    assert not model.training
+    for key, value in before.items():
+        assert torch.equal(model.state_dict()[key], value)
+    with pytest.raises(ValueError, match="lsuv needs a batch"):
+        apply_init(model, "lsuv", act="tanh")
+
+
+def test_fixup_zero_inits_branch_ends_and_classifier() -> None:
+    model = build_model("fixup_resnet20", act="relu")
+    for p in model.parameters():
+        torch.nn.init.normal_(p)
+    report = apply_init(model, "fixup", act="relu")["fixup"]
+    layout = model.fixup_layout()
+    assert report["branches"] == 9
+    assert report["scale"] == pytest.approx(9 ** -0.5)
+    for _first, last in layout["branches"]:
+        assert last.weight.eq(0).all()
+    assert layout["classifier"].weight.eq(0).all()
+    assert layout["classifier"].bias.eq(0).all()
+    assert all(s.value.item() == (0.0 if s.kind == "bias" else 1.0) for s in layout["scalars"])
+    convs = torch.cat([b[0].weight.flatten() for b in layout["branches"][6:]])  # 64 channels
+    assert convs.std().item() == pytest.approx(math.sqrt(2 / (64 * 9)) / 3, rel=0.03)
+    out = model(torch.randn(4, 3, 32, 32))
+    assert out.eq(0).all()  # a zero classifier: every logit 0 at initialization
+    out.sum().backward()
+    assert layout["classifier"].weight.grad.abs().sum() > 0
+
+
+def test_fixup_on_other_models_is_an_error_naming_the_supported_ones() -> None:
+    with pytest.raises(ValueError, match="Models that support fixup: fixup_resnet20"):
+        apply_init(build_model("lenet5", in_channels=1, image_size=28), "fixup", act="relu")
+    with pytest.raises(StudyError, match="Models that support fixup: fixup_resnet20"):
+        parse_study({"name": "s", "model": "lenet5", "init": "fixup"}).expand()
+    assert parse_study({"name": "s", "model": "fixup_resnet20", "init": "fixup"}).expand()

@@ -15,7 +15,8 @@ from actlab.models import (
 )
 
 ACTS = ["relu", "mish", "prelu", "leaky_relu(slope=0.3)"]
-SIZES = {"lenet5": [(1, 28), (3, 32)], "simple_cnn": [(1, 28), (3, 32)]}
+SIZES = {"lenet5": [(1, 28), (3, 32)], "simple_cnn": [(1, 28), (3, 32)],
+         "fixup_resnet20": [(3, 32), (1, 28)], "fixup_resnet32": [(3, 32)]}
 
 
 def test_every_model_declares_its_test_sizes() -> None:
@@ -42,8 +43,13 @@ def test_forward_backward_and_swap(name: str, act: str) -> None:
 @pytest.mark.parametrize("init", list(INITS))
 def test_every_initializer_applies(name: str, init: str) -> None:
     model = build_model(name, act="relu", in_channels=1, image_size=28)
-    apply_init(model, init, act="relu")
-    assert torch.isfinite(model(torch.randn(2, 1, 28, 28))).all()
+    batch = torch.randn(16, 1, 28, 28)
+    if init == "fixup" and not MODELS.entry(name).meta.get("fixup"):
+        with pytest.raises(ValueError, match="Models that support fixup"):
+            apply_init(model, init, act="relu")
+        return
+    apply_init(model, init, act="relu", batch=batch)
+    assert torch.isfinite(model(batch)).all()
 
 
 def test_lenet5_parameter_count_matches_the_paper_geometry() -> None:
@@ -91,6 +97,14 @@ def test_swap_check_rejects_leftover_nonlinearities(cls, message: str) -> None:
     act = resolve_act("mish")
     with pytest.raises(ActivationSwapError, match=message):
         verify_activations(cls(act), act)
+
+
+def test_fixup_resnet20_parameter_count() -> None:
+    convs = 3 * 16 * 9 + 6 * 16 * 16 * 9  # stem, stage 1
+    convs += 16 * 32 * 9 + 5 * 32 * 32 * 9 + 32 * 64 * 9 + 5 * 64 * 64 * 9  # stages 2, 3
+    classifier = 64 * 10 + 10
+    scalars = 9 * 5 + 2  # 4 biases and 1 multiplier per block; stem and head biases
+    assert count_parameters(build_model("fixup_resnet20")) == convs + classifier + scalars
 
 
 def test_bad_model_arguments_fail_clearly() -> None:

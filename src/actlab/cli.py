@@ -239,13 +239,19 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
 @handle_errors
 def list_(what: str = typer.Argument(..., help="activations | inits | models | datasets | "
                                                 "schedules"),
-          pattern: str = typer.Argument("*", help="Wildcard filter, e.g. '*relu*'.")) -> None:
+          pattern: str = typer.Argument("*", help="Wildcard filter, e.g. '*relu*'."),
+          details: bool = typer.Option(False, "--details",
+                                       help="Activations: formula, properties, gains.")
+          ) -> None:
     """List a registry's names (with aliases)."""
     registries = _registries()
     if what not in registries:
         err_console.print(f"[bold red]error:[/] cannot list '{what}'; choose from "
                           f"{', '.join(registries)}")
         raise typer.Exit(2)
+    if details and what == "activations":
+        _activation_details(pattern)
+        return
     registry = registries[what]
     table = Table(title=f"{registry.kind}s")
     table.add_column("name")
@@ -256,6 +262,40 @@ def list_(what: str = typer.Argument(..., help="activations | inits | models | d
         doc = (entry.factory.__doc__ or "").strip().splitlines()
         table.add_row(name, ", ".join(entry.aliases), doc[0] if doc else "")
     console.print(table)
+
+
+def _activation_details(pattern: str) -> None:
+    """One block per activation (readable at any terminal width)."""
+    from actlab.activations import ACTIVATIONS, matched_gain, resolve_act, torch_gain
+
+    for name in ACTIVATIONS.list(pattern):
+        entry = ACTIVATIONS.entry(name)
+        props = entry.factory.properties
+        flags = [flag for flag, on in (("monotonic", props.monotonic), ("smooth", props.smooth),
+                                       ("bounded", props.bounded),
+                                       ("zero-centred", props.zero_centred)) if on]
+        try:
+            torch_value = f"{torch_gain(name):.4f}"
+        except ValueError:
+            torch_value = "none (use gain: matched)"
+        low, high = props.output_range
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        for key, value in (
+            ("formula", props.formula),
+            ("learnable", ", ".join(props.learnable) or "none"),
+            ("range", f"[{low:g}, {high:g}]"),
+            ("properties", ", ".join(flags) or "none of monotonic, smooth, bounded, zero-centred"),
+            ("matched gain", f"{matched_gain(resolve_act(name)):.4f}"),
+            ("torch gain", torch_value),
+            ("reference", props.reference or "-"),
+        ):
+            grid.add_row(key, value)
+        aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
+        console.print(f"[bold]{name}[/]{aliases}")
+        console.print(grid)
+        console.print()
 
 
 def _registries() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Model zoo: every architecture takes the activation as an input; see :func:`build_model`."""
 
-from actlab.models import small  # noqa: F401  (registration side effect)
+from actlab.models import fixup, small  # noqa: F401  (registration side effect)
 from actlab.models.base import (
     MODELS,
     ActivationSwapError,

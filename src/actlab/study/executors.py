@@ -8,6 +8,7 @@ study goes on; Ctrl-C gives the claimed run back so the next ``actlab run`` redo
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
 
         try:
             with Heartbeat(store.path, study_id, run_id, owner):
-                result = run_one(spec, on_epoch=on_epoch)
+                result = run_one(spec, on_epoch=on_epoch, on_params=functools.partial(
+                    store.record_params, study_id, run_id))
         except KeyboardInterrupt:
             store.release(study_id, run_id)
             raise

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actlab.activations import resolve_act
 from actlab.data import DATASETS
@@ -73,6 +73,8 @@ class OptimizerSpec(StrictModel):
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
+    decay_act_and_norm: bool = True
+    act_lr_scale: float = Field(1.0, gt=0.0)
 
     @field_validator("name", mode="before")
     @classmethod
@@ -128,6 +130,15 @@ class RunSpec(StrictModel):
     @classmethod
     def _init_label(cls, value: Any) -> str:
         return _component_label(resolve_init, value)
+
+    @model_validator(mode="after")
+    def _compatible(self) -> RunSpec:
+        if self.init.split("(")[0] == "fixup" and not MODELS.entry(self.model).meta.get("fixup"):
+            supported = [n for n in MODELS if MODELS.entry(n).meta.get("fixup")]
+            raise ValueError(f"init fixup needs a model without normalization built for it; "
+                             f"'{self.model}' is not one. Models that support fixup: "
+                             f"{', '.join(supported)}")
+        return self
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine the result (execution details removed)."""

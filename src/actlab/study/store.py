@@ -73,6 +73,16 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (study_id, run_id, epoch),
     FOREIGN KEY (study_id, run_id) REFERENCES runs(study_id, run_id) ON DELETE CASCADE
 );
+CREATE TABLE IF NOT EXISTS params (
+    study_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (study_id, run_id, epoch, site, name),
+    FOREIGN KEY (study_id, run_id) REFERENCES runs(study_id, run_id) ON DELETE CASCADE
+);
 """
 
 
@@ -222,14 +232,27 @@ class Store:
                 if row["status"] == "running":
                     log.info("reclaiming run %s abandoned by %s", row["run_id"], row["owner"])
                 # A reclaimed run starts over: drop the rows of the abandoned attempt.
-                conn.execute("DELETE FROM epochs WHERE study_id=? AND run_id=?",
-                             (study_id, row["run_id"]))
+                self._clear_rows(conn, study_id, row["run_id"])
                 conn.execute(
                     "UPDATE runs SET status='running', owner=?, heartbeat=?, started_at=?, "
                     "attempts=attempts+1, error=NULL WHERE study_id=? AND run_id=?",
                     (owner, now, now, study_id, row["run_id"]))
                 return RunSpec.model_validate_json(row["spec"])
         return None
+
+    @staticmethod
+    def _clear_rows(conn: sqlite3.Connection, study_id: int, run_id: str) -> None:
+        for table in ("epochs", "params"):
+            conn.execute(f"DELETE FROM {table} WHERE study_id=? AND run_id=?",
+                         (study_id, run_id))
+
+    def record_params(self, study_id: int, run_id: str, epoch: int,
+                      values: list[tuple[str, str, float]]) -> None:
+        """Learnable activation values of one epoch (0 = at initialization)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO params VALUES (?,?,?,?,?,?)",
+                [(study_id, run_id, epoch, site, name, value) for site, name, value in values])
 
     def heartbeat(self, study_id: int, run_id: str, owner: str) -> None:
         with self.transaction() as conn:
@@ -263,7 +286,7 @@ class Store:
     def release(self, study_id: int, run_id: str) -> None:
         """Give a claimed run back (e.g. on Ctrl-C) so the next `actlab run` redoes it."""
         with self.transaction() as conn:
-            conn.execute("DELETE FROM epochs WHERE study_id=? AND run_id=?", (study_id, run_id))
+            self._clear_rows(conn, study_id, run_id)
             conn.execute("UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL "
                          "WHERE study_id=? AND run_id=?", (study_id, run_id))
 
@@ -311,6 +334,15 @@ class Store:
             self.conn, params=(study_id,))
         runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed", "status"]]
         return frame.drop(columns=["study_id"]).merge(runs, on="run_id")
+
+    def params_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per (run, epoch, site, parameter) of learnable activations."""
+        frame = pd.read_sql_query(
+            "SELECT p.run_id, p.epoch, p.site, p.name, p.value FROM params p "
+            "JOIN runs r USING (study_id, run_id) WHERE p.study_id=? AND r.in_plan=1 "
+            "ORDER BY r.position, p.epoch, p.site, p.name", self.conn, params=(study_id,))
+        runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed"]]
+        return frame.merge(runs, on="run_id")
 
     def confusion(self, study_id: int, run_id: str) -> list[list[int]] | None:
         row = self.conn.execute("SELECT final FROM runs WHERE study_id=? AND run_id=?",

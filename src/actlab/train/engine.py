@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import actlab
+from actlab.activations import Activation
 from actlab.data import DeviceData, Split, load_dataset, make_splits
 from actlab.inits import apply_init
-from actlab.models import build_model, count_parameters
+from actlab.models import activation_sites, build_model, count_parameters
 from actlab.study.spec import RunSpec
 from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
 from actlab.train.optim import build_optimizer
@@ -111,6 +112,16 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
+ParamValues = list[tuple[str, str, float]]  # (site, name, value)
+
+
+def activation_parameters(model: nn.Module) -> ParamValues:
+    """The tracked values of every learnable activation site, e.g.
+    ``('features.1', 'alpha', 0.31)`` or the combination weights ``X``, ``Y``, ``Z``."""
+    return [(site, name, value) for site, module in activation_sites(model).items()
+            for name, value in module.tracked_values().items()]
+
+
 @torch.no_grad()
 def predict(model: nn.Module, data: DeviceData, split: Split, batch_size: int) -> torch.Tensor:
     """Logits of the whole split, in eval mode, in large no-grad batches."""
@@ -161,9 +172,19 @@ def prepare(spec: RunSpec, device: torch.device) -> tuple[DeviceData, nn.Module]
     return data, model
 
 
+def _act_params(model: nn.Module):
+    for module in activation_sites(model).values():
+        yield from module.parameters()
+
+
 def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = None,
-            device: torch.device | None = None) -> RunResult:
-    """Train one run to completion (or divergence) and measure it."""
+            device: torch.device | None = None,
+            on_params: Callable[[int, ParamValues], None] | None = None) -> RunResult:
+    """Train one run to completion (or divergence) and measure it.
+
+    ``on_epoch`` receives each epoch's metrics as the epoch ends; ``on_params`` receives
+    the learnable activation parameters at initialization (epoch 0) and after each epoch.
+    """
     device = device or resolve_device(spec.train.device)
     started = time.perf_counter()
     data, model = prepare(spec, device)
@@ -182,6 +203,12 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             "env": environment(device)}
     epochs: list[EpochMetrics] = []
     step = 0
+    # Activations with a domain (PELU's a, b >= 0.1) are projected after every step.
+    constrained = [m for m in model.modules() if isinstance(m, Activation)
+                   and type(m).constrain is not Activation.constrain]
+    tracks_params = on_params is not None and any(True for _ in _act_params(model))
+    if tracks_params:
+        on_params(0, activation_parameters(model))
     for epoch in range(1, spec.train.epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -193,12 +220,14 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             for x, y in data.train_batches(batch_size, generator):
                 lr = schedule(step, total_steps, base_lr)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group["lr_scale"]
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                for module in constrained:
+                    module.constrain()
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
@@ -226,6 +255,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         epochs.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
+        if tracks_params:
+            on_params(epoch, activation_parameters(model))
     final = final_metrics(model, data, spec)
     final["peak_memory_mb"] = peak_memory_mb(device)
     info["wall_time"] = time.perf_counter() - started
