@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-FINISHED = ("completed", "diverged")
-
 
 def summarize(runs: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     """Per cell (``by``): mean, std, n of ``metric`` over completed runs, and run counts.

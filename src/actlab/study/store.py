@@ -32,7 +32,6 @@ from actlab.study.spec import RunSpec
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-FINISHED = ("completed", "diverged")
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
                  "images_per_s")

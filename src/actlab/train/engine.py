@@ -9,6 +9,7 @@ run as ``diverged`` with its epoch and reason; the curves up to that point are k
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import platform
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,6 @@ class RunResult:
     reason: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, Any]:
-        return {"status": self.status, "final": self.final, "diverged_epoch": self.diverged_epoch,
-                "reason": self.reason, "info": self.info,
-                "epochs": [asdict(e) for e in self.epochs]}
-
 
 class Diverged(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, reason: str) -> None:
@@ -83,8 +79,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the actlab source tree, when it is a git checkout."""
+    """The commit of the actlab source tree, when it is a git checkout (looked up once)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(actlab.__file__).parent,
                              capture_output=True, text=True, timeout=5, check=False)
