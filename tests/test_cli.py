@@ -159,6 +159,38 @@ def test_list_activation_details_shows_formula_properties_and_gains() -> None:
     assert "alpha, beta" in result.output  # tact's learnable parameters
 
 
+def test_models_show_prints_counts_sites_and_fixed_gates() -> None:
+    result = runner.invoke(app, ["models", "show", "se_resnet18", "--act", "tact"],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "11,263,092" in result.output  # 11,263,042 + 2 tact parameters x 25 sites
+    assert "stages.0.0.se.gate" in result.output
+    assert "555.5 M" in result.output
+    option = runner.invoke(app, ["models", "show", "resnet20", "-o", "shortcut=B"])
+    assert "272,474" in option.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["models", "show", "resnet20", "-o", "depth=32"], "has no option 'depth'"),
+    (["models", "show", "resnet20", "-o", "depth"], "is not key=value"),
+    (["models", "show", "lenet5", "--size", "16"], "at least 28x28"),
+    (["models", "show", "resnet9000"], "unknown model 'resnet9000'"),
+    (["models", "show", "lenet5", "--act", "relu6x"], "unknown activation 'relu6x'"),
+])
+def test_models_show_bad_input_exits_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_models_list_covers_the_registry() -> None:
+    result = runner.invoke(app, ["models", "list", "resnet*"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "11,173,962" in result.output
+    assert "resnet110" in result.output
+    assert "lenet5" not in result.output
+
+
 def test_list_unknown_registry_fails() -> None:
     result = runner.invoke(app, ["list", "optimisers"])
     assert result.exit_code == 2

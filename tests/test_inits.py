@@ -180,9 +180,12 @@ def test_fixup_zero_inits_branch_ends_and_classifier() -> None:
     assert layout["classifier"].weight.grad.abs().sum() > 0
 
 
+SUPPORTED = "Models that support fixup: fixup_resnet18, fixup_resnet20"
+
+
 def test_fixup_on_other_models_is_an_error_naming_the_supported_ones() -> None:
-    with pytest.raises(ValueError, match="Models that support fixup: fixup_resnet20"):
+    with pytest.raises(ValueError, match=SUPPORTED):
         apply_init(build_model("lenet5", in_channels=1, image_size=28), "fixup", act="relu")
-    with pytest.raises(StudyError, match="Models that support fixup: fixup_resnet20"):
+    with pytest.raises(StudyError, match=SUPPORTED):
         parse_study({"name": "s", "model": "lenet5", "init": "fixup"}).expand()
     assert parse_study({"name": "s", "model": "fixup_resnet20", "init": "fixup"}).expand()

@@ -260,7 +260,8 @@ def list_(what: str = typer.Argument(..., help="activations | inits | models | d
     for name in registry.list(pattern):
         entry = registry.entry(name)
         doc = (entry.factory.__doc__ or "").strip().splitlines()
-        table.add_row(name, ", ".join(entry.aliases), doc[0] if doc else "")
+        description = str(entry.meta.get("reference", "")) or (doc[0] if doc else "")
+        table.add_row(name, ", ".join(entry.aliases), description)
     console.print(table)
 
 
@@ -296,6 +297,97 @@ def _activation_details(pattern: str) -> None:
         console.print(f"[bold]{name}[/]{aliases}")
         console.print(grid)
         console.print()
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Describe the model zoo.")
+app.add_typer(models_app, name="models")
+
+ModelOptionsOption = typer.Option(
+    [], "--option", "-o", help="Model option as key=value (repeatable), e.g. -o width=32.")
+
+
+def _parse_model_options(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            err_console.print(f"[bold red]error:[/] model option '{pair}' is not key=value, "
+                              "e.g. -o width=32")
+            raise typer.Exit(2)
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def _describe(name: str, act: str, classes: int, channels: int, size: int,
+              options: dict[str, Any]) -> Any:
+    from actlab.models.info import describe_model
+
+    try:
+        return describe_model(name, act=act, num_classes=classes, in_channels=channels,
+                              image_size=size, **options)
+    except ValueError as exc:
+        if isinstance(exc, ComponentSpecError):
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@models_app.command("show")
+@handle_errors
+def models_show(
+    name: str = typer.Argument(..., help="A registered model, e.g. resnet18."),
+    act: str = typer.Option("relu", "--act", help="Activation, e.g. mish or 'tact(alpha=1)'."),
+    classes: int = typer.Option(10, "--classes", help="Number of classes."),
+    channels: int = typer.Option(3, "--channels", help="Input channels."),
+    size: int = typer.Option(32, "--size", help="Input height = width in pixels."),
+    option: list[str] = ModelOptionsOption,
+) -> None:
+    """Parameters, multiply-accumulates and activation sites of one model."""
+    info = _describe(name, act, classes, channels, size, _parse_model_options(option))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    fixed = ", ".join(info.fixed_sites) if info.fixed_sites else "none"
+    for key, value in (
+        ("input", f"{info.in_channels} x {info.image_size} x {info.image_size}, "
+                  f"{info.num_classes} classes"),
+        ("activation", info.act),
+        ("parameters", f"{info.parameters:,}"),
+        ("  of which activation", f"{info.activation_parameters:,}"),
+        ("MACs per image", f"{info.macs:,} ({info.macs / 1e6:,.1f} M)"),
+        ("activation sites", str(info.activation_sites)),
+        ("fixed sites", fixed if len(fixed) < 200 else f"{len(info.fixed_sites)} (sigmoid gates)"),
+        ("supports fixup", "yes" if info.fixup else "no"),
+        ("options", ", ".join(f"{k}={v!r}" for k, v in info.options.items()) or "none"),
+        ("reference", info.reference or "-"),
+    ):
+        grid.add_row(key, value)
+    console.print(f"[bold]{info.name}[/]")
+    console.print(grid)
+
+
+@models_app.command("list")
+@handle_errors
+def models_list(
+    pattern: str = typer.Argument("*", help="Wildcard filter, e.g. 'resnet*'."),
+    act: str = typer.Option("relu", "--act", help="Activation used for the counts."),
+    classes: int = typer.Option(10, "--classes", help="Number of classes."),
+    channels: int = typer.Option(3, "--channels", help="Input channels."),
+    size: int = typer.Option(32, "--size", help="Input height = width in pixels."),
+) -> None:
+    """Every model with its parameters, MACs and activation sites at one input size."""
+    from actlab.models import MODELS
+
+    table = Table(title=f"models for {channels} x {size} x {size} inputs, {classes} classes")
+    for column in ("name", "family", "parameters", "MACs (M)", "act sites", "fixup"):
+        table.add_column(column, justify="left" if column in ("name", "family") else "right")
+    for name in MODELS.list(pattern):
+        info = _describe(name, act, classes, channels, size, {})
+        table.add_row(name, info.family, f"{info.parameters:,}", f"{info.macs / 1e6:,.1f}",
+                      str(info.activation_sites), "yes" if info.fixup else "")
+    console.print(table)
 
 
 def _registries() -> dict[str, Any]:

@@ -114,8 +114,8 @@ class _TActBase(Activation):
         super().__init__()
         # The reference draws alpha, beta ~ U(0, 0.5); here the draw is per site, from
         # torch's generator, so a seeded run gets the same values every time.
-        alpha = float(torch.rand(()) * 0.5) if alpha is None else alpha
-        beta = float(torch.rand(()) * 0.5) if beta is None else beta
+        alpha = float(torch.rand((), device="cpu") * 0.5) if alpha is None else alpha
+        beta = float(torch.rand((), device="cpu") * 0.5) if beta is None else beta
         self.alpha = per_site_parameter(alpha, per_channel, channels, "tact")
         self.beta = per_site_parameter(beta, per_channel, channels, "tact")
 

@@ -34,6 +34,32 @@ def forward_order(model: nn.Module, batch: torch.Tensor) -> list[tuple[str, nn.M
     return order
 
 
+class _StopForwardSignal(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by a forward hook to stop the forward pass once the layer of interest ran."""
+
+
+def layer_output_std(model: nn.Module, layer: nn.Module, batch: torch.Tensor) -> float:
+    """Std of ``layer``'s output for ``batch``; the forward stops right after that layer,
+    so visiting every layer of a deep network costs about L/2 full passes, not L."""
+    captured: list[float] = []
+
+    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        captured.append(output.std().item())
+        raise _StopForwardSignal
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model(batch)
+    except _StopForwardSignal:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError(f"layer {layer} was not called by the forward pass")
+    return captured[0]
+
+
 @register_init("lsuv")
 class LSUV(Initializer):
     """Orthonormal init, then per layer scale W by 1/std(output) until |std - 1| < tol."""
@@ -56,21 +82,15 @@ class LSUV(Initializer):
         saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
         model.train()
         report: dict[str, dict[str, float]] = {}
-        captured: dict[str, torch.Tensor] = {}
         try:
             for name, layer in forward_order(model, batch):
-                handle = layer.register_forward_hook(
-                    lambda _m, _i, out: captured.__setitem__("out", out))
                 rescalings = 0
-                with torch.no_grad():
-                    model(batch)
-                    std = captured["out"].std().item()
-                    while abs(std - 1.0) >= self.tol and rescalings < self.max_iter:
+                std = layer_output_std(model, layer, batch)
+                while abs(std - 1.0) >= self.tol and rescalings < self.max_iter:
+                    with torch.no_grad():
                         layer.weight.div_(std)
-                        rescalings += 1
-                        model(batch)
-                        std = captured["out"].std().item()
-                handle.remove()
+                    rescalings += 1
+                    std = layer_output_std(model, layer, batch)
                 report[name] = {"std": std, "iterations": rescalings}
         finally:
             with torch.no_grad():

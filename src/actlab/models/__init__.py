@@ -1,12 +1,21 @@
 """Model zoo: every architecture takes the activation as an input; see :func:`build_model`."""
 
-from actlab.models import fixup, small  # noqa: F401  (registration side effect)
+from actlab.models import (  # noqa: F401  (registration side effect)
+    classic,
+    densenet,
+    fixup,
+    googlenet,
+    mobilenet,
+    resnet,
+    small,
+)
 from actlab.models.base import (
     MODELS,
     ActivationSwapError,
     activation_sites,
     build_model,
     count_parameters,
+    model_options,
     verify_activations,
 )
 
@@ -16,5 +25,6 @@ __all__ = [
     "activation_sites",
     "build_model",
     "count_parameters",
+    "model_options",
     "verify_activations",
 ]

@@ -10,6 +10,8 @@ activation module is left, and a symbolic trace finds no functional nonlinearity
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -116,6 +118,53 @@ def _hidden_functional_nonlinearities(model: nn.Module) -> list[str]:
     return found
 
 
+#: Arguments every model factory receives from :func:`build_model`, never from options.
+BUILD_ARGUMENTS = ("act", "num_classes", "in_channels", "image_size")
+
+
+def preset(factory: Callable[..., nn.Module], label: str,
+           defaults: Mapping[str, Any] | None = None, expose: tuple[str, ...] | None = None,
+           **fixed: Any) -> Callable[..., nn.Module]:
+    """A named variant of ``factory`` with some keywords fixed (``depth=20`` for resnet20)
+    and others given new defaults. ``expose`` limits the options a user may set (the rest
+    keep the factory's defaults), so that a variant cannot turn into another one.
+
+    The returned builder's signature lists exactly the options a user may set, so that
+    :func:`model_options` and ``actlab models show`` describe it.
+    """
+    defaults = dict(defaults or {})
+
+    @functools.wraps(factory)
+    def build(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+              **options: Any) -> nn.Module:
+        clash = sorted(set(options) & set(fixed))
+        if clash:
+            raise ValueError(f"{label} fixes {', '.join(clash)}; choose another model instead "
+                             "of overriding it")
+        return factory(act, num_classes, in_channels, image_size,
+                       **{**fixed, **defaults, **options})
+
+    parameters = [
+        p.replace(default=defaults.get(p.name, p.default))
+        for p in inspect.signature(factory).parameters.values()
+        if p.name not in fixed and p.name != "self"
+        and (expose is None or p.name in expose or p.name in BUILD_ARGUMENTS)
+    ]
+    build.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    build.__doc__ = factory.__doc__
+    return build
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """Option name -> default for a registered model (its keyword arguments)."""
+    signature = inspect.signature(MODELS.get(name))
+    return {
+        p.name: p.default for p in signature.parameters.values()
+        if p.name not in BUILD_ARGUMENTS
+        and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+
+
 def build_model(
     name: str,
     act: str | Mapping[str, Any] | ActSpec = "relu",
@@ -134,6 +183,12 @@ def build_model(
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if in_channels < 1:
         raise ValueError(f"in_channels must be positive, got {in_channels}")
+    allowed = model_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
+        raise ValueError(f"model {MODELS.canonical(name)} has no option "
+                         f"{', '.join(repr(u) for u in unknown)}; its options: {listed}")
     model = factory(act=spec, num_classes=num_classes, in_channels=in_channels,
                     image_size=image_size, **options)
     model.activation_site_count = verify_activations(model, spec)

@@ -9,12 +9,16 @@ the layout these models expose through :meth:`FixupResNet.fixup_layout`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from actlab.activations import ActSpec
-from actlab.models.base import MODELS
+from actlab.models.base import MODELS, preset
+from actlab.models.layers import check_image_size, check_positive, resolve_stem
+from actlab.models.resnet import PadShortcut
 
 
 class Scalar(nn.Module):
@@ -34,7 +38,15 @@ class Scalar(nn.Module):
 
 
 class FixupBasicBlock(nn.Module):
-    def __init__(self, act: ActSpec, in_planes: int, planes: int, stride: int) -> None:
+    """bias - conv - bias - act - bias - conv - scale - bias, plus the shortcut, then act.
+
+    A changed shape is matched by option A (subsample and zero-pad, the CIFAR reference)
+    or by a 1x1 convolution (``projection=True``, the ImageNet reference); both read the
+    input after the block's first scalar bias, as the reference code does.
+    """
+
+    def __init__(self, act: ActSpec, in_planes: int, planes: int, stride: int,
+                 projection: bool = False) -> None:
         super().__init__()
         self.bias1a, self.bias1b = Scalar("bias"), Scalar("bias")
         self.bias2a, self.bias2b = Scalar("bias"), Scalar("bias")
@@ -43,69 +55,91 @@ class FixupBasicBlock(nn.Module):
         self.act1 = act.build(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.act2 = act.build(planes)
-        self.stride = stride
-        self.extra_channels = planes - in_planes
+        reshape = stride != 1 or in_planes != planes
+        self.downsample: nn.Module
+        if not reshape:
+            self.downsample = nn.Identity()
+        elif projection:
+            self.downsample = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+        else:
+            self.downsample = PadShortcut(stride, planes - in_planes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bias1b(self.conv1(self.bias1a(x))))
+        x = self.bias1a(x)
+        out = self.act1(self.bias1b(self.conv1(x)))
         out = self.bias2b(self.scale(self.conv2(self.bias2a(out))))
-        shortcut = self.bias1a(x)
-        if self.stride != 1 or self.extra_channels:
-            # Option A of He et al. 2016, as in the Fixup reference: subsample, zero-pad.
-            shortcut = shortcut[:, :, ::self.stride, ::self.stride]
-            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
-        return self.act2(out + shortcut)
+        return self.act2(out + self.downsample(x))
 
 
 class FixupResNet(nn.Module):
-    """CIFAR ResNet of depth 6n + 2 (He et al. 2016, section 4.2) without normalization."""
+    """A residual network of basic blocks without normalization, for Fixup.
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 depth: int = 20, width: int = 16) -> None:
+    ``layers`` blocks per stage, stage ``s`` with ``width * 2**s`` planes. The CIFAR
+    ResNets (depth 6n + 2, He et al. 2016 section 4.2) use three stages from a 3x3 stem
+    with option-A shortcuts; fixup_resnet18 uses four stages, 1x1 projection shortcuts
+    and the ImageNet stem for large inputs (``stem``: auto, cifar or imagenet).
+    """
+
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 layers: Sequence[int] = (3, 3, 3), width: int = 16, projection: bool = False,
+                 stem: str = "cifar") -> None:
         super().__init__()
-        if (depth - 2) % 6 != 0 or depth < 8:
-            raise ValueError(f"fixup resnet depth must be 6n + 2 (20, 32, 44, 56), got {depth}")
-        if image_size < 8:
-            raise ValueError(f"fixup resnet needs images of at least 8x8, got {image_size}")
-        per_stage = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        check_positive("fixup resnet", width=width)
+        stem = resolve_stem("fixup resnet", stem, image_size)
+        check_image_size("fixup resnet", image_size, 32 if stem == "imagenet" else 8)
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+            self.pool: nn.Module = nn.MaxPool2d(3, 2, 1)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+            self.pool = nn.Identity()
         self.bias1 = Scalar("bias")
         self.act = act.build(width)
         blocks: list[nn.Module] = []
         in_planes = width
-        for stage, planes in enumerate((width, 2 * width, 4 * width)):
-            for index in range(per_stage):
+        for stage, count in enumerate(layers):
+            planes = width * 2 ** stage
+            for index in range(count):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(FixupBasicBlock(act, in_planes, planes, stride))
+                blocks.append(FixupBasicBlock(act, in_planes, planes, stride, projection))
                 in_planes = planes
         self.blocks = nn.Sequential(*blocks)
         self.bias2 = Scalar("bias")
         self.fc = nn.Linear(in_planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.blocks(self.act(self.bias1(self.conv1(x))))
-        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        out = self.pool(self.act(self.bias1(self.conv1(x))))
+        out = F.adaptive_avg_pool2d(self.blocks(out), 1).flatten(1)
         return self.fc(self.bias2(out))
 
     def fixup_layout(self) -> dict:
         """What the Fixup initializer needs: branches (their weighted layers in order), the
-        classifier, the other weighted layers and the scalars."""
+        classifier, the other weighted layers (stem, projections) and the scalars."""
+        projections = [block.downsample for block in self.blocks
+                       if isinstance(block.downsample, nn.Conv2d)]
         return {
             "branches": [[block.conv1, block.conv2] for block in self.blocks],
             "classifier": self.fc,
-            "other": [self.conv1],
+            "other": [self.conv1, *projections],
             "scalars": [m for m in self.modules() if isinstance(m, Scalar)],
         }
 
 
-def _fixup(depth: int):
-    def build(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-              width: int = 16) -> FixupResNet:
-        return FixupResNet(act, num_classes, in_channels, image_size, depth=depth, width=width)
+def build_fixup_cifar(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                      depth: int = 20, width: int = 16) -> FixupResNet:
+    """Fixup CIFAR ResNet of depth 6n + 2 (20, 32, 44, 56, 110), no normalization."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"fixup resnet depth must be 6n + 2 (20, 32, 44, 56), got {depth}")
+    return FixupResNet(act, num_classes, in_channels, image_size,
+                       layers=((depth - 2) // 6,) * 3, width=width)
 
-    build.__doc__ = f"Fixup ResNet-{depth} (CIFAR, no normalization; Zhang et al. 2019)."
-    return build
 
-
-MODELS.add("fixup_resnet20", _fixup(20), fixup=True)
-MODELS.add("fixup_resnet32", _fixup(32), fixup=True)
+FIXUP_REFERENCE = "Zhang, Dauphin & Ma 2019, Fixup initialization"
+for _depth in (20, 32, 44, 56):
+    MODELS.add(f"fixup_resnet{_depth}",
+               preset(build_fixup_cifar, f"fixup_resnet{_depth}", depth=_depth),
+               fixup=True, family="resnet", reference=FIXUP_REFERENCE)
+MODELS.add("fixup_resnet18",
+           preset(FixupResNet, "fixup_resnet18", layers=(2, 2, 2, 2),
+                  defaults={"width": 64, "projection": True, "stem": "auto"}),
+           fixup=True, family="resnet", reference=FIXUP_REFERENCE)

@@ -1,4 +1,5 @@
-"""Small CNNs: LeNet-5 and the simple 3-conv + 2-FC network of the AF tutorial study."""
+"""Small CNNs: LeNet-5, the simple 3-conv + 2-FC network of the AF tutorial study and
+the plain deep CNN of the He-initialization depth study."""
 
 from __future__ import annotations
 
@@ -7,13 +8,7 @@ from torch import nn
 
 from actlab.activations import ActSpec
 from actlab.models.base import MODELS
-
-
-def _flat_features(features: nn.Module, in_channels: int, image_size: int) -> int:
-    """Number of features ``features`` produces for one image (a dry run, no grad)."""
-    with torch.no_grad():
-        out = features(torch.zeros(1, in_channels, image_size, image_size))
-    return out.numel()
+from actlab.models.layers import check_dropout, check_image_size, check_positive, flat_features
 
 
 class LeNet5(nn.Module):
@@ -29,8 +24,7 @@ class LeNet5(nn.Module):
     def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
                  pool: str = "max") -> None:
         super().__init__()
-        if image_size < 28:
-            raise ValueError(f"lenet5 needs images of at least 28x28, got {image_size}")
+        check_image_size("lenet5", image_size, 28)
         if pool not in ("max", "avg"):
             raise ValueError(f"lenet5 pool must be 'max' or 'avg', got {pool!r}")
         pooling = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
@@ -39,7 +33,7 @@ class LeNet5(nn.Module):
             nn.Conv2d(in_channels, 6, 5, padding=padding), act.build(6), pooling(2),
             nn.Conv2d(6, 16, 5), act.build(16), pooling(2),
         )
-        flat = _flat_features(self.features, in_channels, image_size)
+        flat = flat_features(self.features, in_channels, image_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, 120), act.build(120),
@@ -62,19 +56,16 @@ class SimpleCNN(nn.Module):
     def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
                  width: int = 32, hidden: int = 256, dropout: float = 0.0) -> None:
         super().__init__()
-        if image_size < 8:
-            raise ValueError(f"simple_cnn needs images of at least 8x8, got {image_size}")
-        if width < 1 or hidden < 1:
-            raise ValueError("simple_cnn width and hidden must be positive")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"simple_cnn dropout must be in [0, 1), got {dropout}")
+        check_image_size("simple_cnn", image_size, 8)
+        check_positive("simple_cnn", width=width, hidden=hidden)
+        check_dropout("simple_cnn", dropout)
         layers: list[nn.Module] = []
         channels = in_channels
         for out in (width, 2 * width, 4 * width):
             layers += [nn.Conv2d(channels, out, 3, padding=1), act.build(out), nn.MaxPool2d(2)]
             channels = out
         self.features = nn.Sequential(*layers)
-        flat = _flat_features(self.features, in_channels, image_size)
+        flat = flat_features(self.features, in_channels, image_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, hidden), act.build(hidden),
@@ -86,5 +77,47 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-MODELS.add("lenet5", LeNet5, aliases=("lenet", "lenet-5"))
-MODELS.add("simple_cnn", SimpleCNN, aliases=("simplecnn",))
+class DeepCNN(nn.Module):
+    """A plain CNN of ``depth`` 3x3 convolutions of ``width`` filters and one linear classifier.
+
+    The network of the He-initialization depth study (GUIDE section 5, after He et al.
+    2015, "Delving deep into rectifiers"): BatchNorm after every conv but the first
+    (``batchnorm=False`` removes them all, ``batchnorm_first=True`` adds the first), the
+    activation after each conv (after its BN) and a 2x2 max-pool after every
+    ``pool_every``-th conv while the feature map is still at least 2x2, so depth 12 on
+    32x32 inputs pools five times (32 -> 1) and skips the sixth.
+    """
+
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+                 depth: int = 5, width: int = 32, batchnorm: bool = True,
+                 batchnorm_first: bool = False, pool_every: int = 2) -> None:
+        super().__init__()
+        check_positive("deep_cnn", depth=depth, width=width, pool_every=pool_every)
+        check_image_size("deep_cnn", image_size, 4)
+        layers: list[nn.Module] = []
+        channels, size = in_channels, image_size
+        for index in range(depth):
+            norm = batchnorm and (index > 0 or batchnorm_first)
+            layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=not norm))
+            if norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(act.build(width))
+            channels = width
+            if (index + 1) % pool_every == 0 and size >= 2:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(width * size * size, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+MODELS.add("lenet5", LeNet5, aliases=("lenet", "lenet-5"), family="plain",
+           reference="LeCun et al. 1998")
+MODELS.add("simple_cnn", SimpleCNN, aliases=("simplecnn",), family="plain",
+           reference="the AF tutorial study (GUIDE section 5)")
+MODELS.add("deep_cnn", DeepCNN, aliases=("plain_cnn",), family="plain",
+           reference="He et al. 2015 depth study setup (GUIDE section 5)")
