@@ -38,6 +38,24 @@ def test_training_learns_and_records_every_measurement() -> None:
     assert all(e.images_per_s > 0 and e.epoch_time > 0 for e in result.epochs)
 
 
+@pytest.mark.parametrize(("model", "options", "act", "init"), [
+    ("resnet20", {"width": 8}, "mish", "he_normal"),
+    ("mobilenetv2", {"width_mult": 0.25}, "tact", "lsuv"),
+    ("se_resnet18", {"width": 8}, "prelu", "orthogonal"),
+    ("densenet121", {"growth_rate": 4}, "silu", "xavier_normal"),
+    ("fixup_resnet20", {"width": 8}, "relu", "fixup"),
+])
+def test_zoo_models_train_through_the_engine(model, options, act, init) -> None:
+    data = {"name": "synthetic", "options": {"train_size": 160, "test_size": 40,
+                                             "image_size": 32, "channels": 3}}
+    result = run_one(spec(model=model, model_options=options, act=act, init=init, data=data,
+                          train={"epochs": 1, "batch_size": 32,
+                                 "optimizer": {"name": "sgd", "lr": 0.01}}))
+    assert result.status == "completed", result.error
+    assert np.isfinite(result.final["test_loss"])
+    assert result.info["activation_sites"] > 0
+
+
 def test_same_spec_gives_identical_metrics() -> None:
     assert comparable(run_one(spec(act="mish"))) == comparable(run_one(spec(act="mish")))
 

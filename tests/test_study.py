@@ -70,6 +70,10 @@ def test_run_id_is_stable_across_spelling_and_key_order() -> None:
     ("name: s\ngrid: {act: [relu\n", r"YAML syntax error at line 3"),
     ("- just\n- a list\n", r"must be a YAML mapping"),
     ("name: s\ntrain: {schedule: cosine(warmup=3)}\n", r"schedule 'cosine' has no option 'warmup'"),
+    ("name: s\nmodel: resnet20\nmodel_options: {depth: 32}\n",
+     r"model resnet20 has no option 'depth'; its options: width \(default 16\)"),
+    ("name: s\ngrid: {model: [resnet20, lenet5]}\nmodel_options: {shortcut: B}\n",
+     r"model lenet5 has no option 'shortcut'.*cell model=lenet5"),
 ])
 def test_invalid_study_files_name_the_problem(tmp_path, text: str, message: str) -> None:
     with pytest.raises(StudyError, match=message):
@@ -85,6 +89,16 @@ def test_all_problems_are_reported_together(tmp_path) -> None:
     assert "mishh" in text
     assert "hee" in text
     assert str(path) not in text or "problem(s)" in text
+
+
+def test_model_options_at_their_default_are_the_same_cell() -> None:
+    explicit = RunSpec.model_validate({"model": "resnet18", "model_options": {"width": 64}})
+    implicit = RunSpec.model_validate({"model": "resnet18"})
+    assert explicit.model_options == {}
+    assert explicit.run_id == implicit.run_id
+    narrow = RunSpec.model_validate({"model": "resnet18", "model_options": {"width": 32}})
+    assert narrow.model_options == {"width": 32}
+    assert narrow.run_id != implicit.run_id
 
 
 def test_missing_file(tmp_path) -> None:

@@ -34,32 +34,6 @@ def forward_order(model: nn.Module, batch: torch.Tensor) -> list[tuple[str, nn.M
     return order
 
 
-class _StopForwardSignal(Exception):  # noqa: N818 (a signal, not an error)
-    """Raised by a forward hook to stop the forward pass once the layer of interest ran."""
-
-
-def layer_output_std(model: nn.Module, layer: nn.Module, batch: torch.Tensor) -> float:
-    """Std of ``layer``'s output for ``batch``; the forward stops right after that layer,
-    so visiting every layer of a deep network costs about L/2 full passes, not L."""
-    captured: list[float] = []
-
-    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        captured.append(output.std().item())
-        raise _StopForwardSignal
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            model(batch)
-    except _StopForwardSignal:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise RuntimeError(f"layer {layer} was not called by the forward pass")
-    return captured[0]
-
-
 @register_init("lsuv")
 class LSUV(Initializer):
     """Orthonormal init, then per layer scale W by 1/std(output) until |std - 1| < tol."""
@@ -73,6 +47,10 @@ class LSUV(Initializer):
         self.max_iter = max_iter
 
     def apply(self, model: nn.Module, gain: float, batch: torch.Tensor | None = None) -> dict:
+        """One forward pass does it all: a hook on each layer rescales the layer when the
+        pass reaches it and hands the rescaled output on, so every later layer sees its
+        predecessors already final, exactly as in the layer-by-layer procedure of the paper,
+        at the cost of one pass instead of one (or more) per layer."""
         if batch is None:
             raise ValueError("lsuv needs a batch of training data (apply_init(..., batch=...)); "
                              "the engine passes one, a bare call must too")
@@ -82,17 +60,30 @@ class LSUV(Initializer):
         saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
         model.train()
         report: dict[str, dict[str, float]] = {}
+        names = {id(layer): name for name, layer in weighted_layers(model)}
+
+        def rescale(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+                    ) -> torch.Tensor | None:
+            name = names[id(layer)]
+            if name in report:  # a layer called twice is scaled on its first call only
+                return None
+            std = output.std().item()
+            rescalings = 0
+            while abs(std - 1.0) >= self.tol and rescalings < self.max_iter:
+                layer.weight.div_(std)
+                rescalings += 1
+                output = layer.forward(inputs[0])  # .forward: no hooks, no recursion
+                std = output.std().item()
+            report[name] = {"std": std, "iterations": rescalings}
+            return output
+
+        handles = [layer.register_forward_hook(rescale) for _, layer in weighted_layers(model)]
         try:
-            for name, layer in forward_order(model, batch):
-                rescalings = 0
-                std = layer_output_std(model, layer, batch)
-                while abs(std - 1.0) >= self.tol and rescalings < self.max_iter:
-                    with torch.no_grad():
-                        layer.weight.div_(std)
-                    rescalings += 1
-                    std = layer_output_std(model, layer, batch)
-                report[name] = {"std": std, "iterations": rescalings}
+            with torch.no_grad():
+                model(batch)
         finally:
+            for handle in handles:
+                handle.remove()
             with torch.no_grad():
                 for name, buffer in model.named_buffers():
                     buffer.copy_(saved[name])

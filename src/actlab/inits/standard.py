@@ -138,4 +138,8 @@ class Orthogonal(_GainInit):
     reference = "Saxe et al. 2014"
 
     def init_weight(self, weight: torch.Tensor, gain: float) -> None:
-        nn.init.orthogonal_(weight, gain=gain)
+        # torch's orthogonal_ views the weight as a matrix, which fails for channels_last
+        # conv weights; draw into a contiguous tensor and copy (same random stream).
+        dense = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
+        nn.init.orthogonal_(dense, gain=gain)
+        weight.copy_(dense)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from actlab.activations import resolve_act
 from actlab.data import DATASETS
 from actlab.inits import resolve_init
-from actlab.models import MODELS
+from actlab.models import MODELS, model_options
 from actlab.train.optim import OPTIMIZER_NAMES
 from actlab.train.schedules import resolve_schedule
 
@@ -33,6 +33,11 @@ class StrictModel(BaseModel):
     """Unknown keys are errors: a typo in a study file must not be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _json_value(value: Any) -> Any:
+    """Tuples and lists compare equal once written as study-file values."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _registry_name(registry: Any, value: str) -> str:
@@ -130,6 +135,26 @@ class RunSpec(StrictModel):
     @classmethod
     def _init_label(cls, value: Any) -> str:
         return _component_label(resolve_init, value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_model_options(cls, data: Any) -> Any:
+        """Unknown model options are errors; options equal to their default are dropped, so
+        ``{width: 64}`` and ``{}`` on resnet18 are the same cell (the same run id)."""
+        if not isinstance(data, dict) or not data.get("model_options"):
+            return data
+        try:
+            allowed = model_options(data.get("model", "lenet5"))
+        except KeyError:
+            return data  # the model field reports the unknown name
+        options = dict(data["model_options"])
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
+            raise ValueError(f"model {data.get('model')} has no option "
+                             f"{', '.join(repr(u) for u in unknown)}; its options: {listed}")
+        return {**data, "model_options": {k: v for k, v in options.items()
+                                          if _json_value(v) != _json_value(allowed[k])}}
 
     @model_validator(mode="after")
     def _compatible(self) -> RunSpec:
