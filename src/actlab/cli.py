@@ -38,6 +38,12 @@ StoreOption = typer.Option(
     help=f"SQLite run store [default: {DEFAULT_STORE}, or $ACTLAB_STORE].")
 
 
+DataDirOption = typer.Option(
+    None, "--data-dir",
+    help="Data directory; overrides the study file's data.data_dir and $ACTLAB_DATA "
+         "[default: ~/.cache/actlab/data].")
+
+
 def _store_path(store: Path | None) -> Path:
     return store if store is not None else DEFAULT_STORE
 
@@ -123,6 +129,7 @@ def run(
     report: bool = typer.Option(False, "--report", help="Write the report when done."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+    data_dir: Path | None = DataDirOption,
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
     from actlab.study import Store, load_study
@@ -136,7 +143,8 @@ def run(
                    TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             try:
-                summary = run_study(db, study, ProgressEvents(progress), retry_failed)
+                summary = run_study(db, study, ProgressEvents(progress), retry_failed,
+                                    str(data_dir) if data_dir else None)
             except KeyboardInterrupt:
                 progress.stop()
                 err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "
@@ -388,6 +396,124 @@ def models_list(
         table.add_row(name, info.family, f"{info.parameters:,}", f"{info.macs / 1e6:,.1f}",
                       str(info.activation_sites), "yes" if info.fixup else "")
     console.print(table)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
+app.add_typer(data_app, name="data")
+
+DatasetOptionsOption = typer.Option(
+    [], "--option", "-o", help="Dataset option as key=value (repeatable), e.g. -o path=x.")
+
+
+def _load_for_cli(name: str, data_dir: Path | None, option: list[str]) -> Any:
+    from actlab.data import load_dataset
+    from actlab.progress import set_progress_factory
+
+    set_progress_factory(_rich_progress)
+    try:
+        return load_dataset(name, str(data_dir) if data_dir else None,
+                            **_parse_model_options(option))
+    finally:
+        set_progress_factory(None)
+
+
+def _rich_progress(description: str, total: int | None) -> Any:
+    import contextlib
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda amount=1: progress.advance(task, amount)
+
+    return bar()
+
+
+@data_app.command("info")
+@handle_errors
+def data_info(
+    name: str = typer.Argument(..., help="A registered dataset, e.g. cifar10."),
+    data_dir: Path | None = DataDirOption,
+    option: list[str] = DatasetOptionsOption,
+    checksums: bool = typer.Option(False, "--checksums",
+                                   help="Compare the files with the official MD5s."),
+) -> None:
+    """Sizes, classes, location, statistics and cache state of a dataset."""
+    from actlab.data.loader import channel_statistics
+
+    dataset = _load_for_cli(name, data_dir, option)
+    mean, std = channel_statistics(dataset.train_images)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    classes = ", ".join(dataset.classes[:20]) + (" ..." if dataset.num_classes > 20 else "")
+    rows = [
+        ("location", dataset.source),
+        ("train", f"{len(dataset.train_labels):,} images"),
+        ("test", f"{len(dataset.test_labels):,} images"),
+        ("image", f"{dataset.channels} x {dataset.image_size} x {dataset.image_size} uint8"),
+        ("classes", f"{dataset.num_classes}: {classes}"),
+        ("train mean", ", ".join(f"{v:.4f}" for v in mean.tolist())),
+        ("train std", ", ".join(f"{v:.4f}" for v in std.tolist())),
+    ]
+    if "cache" in dataset.details:
+        state = "hit" if dataset.details["cache_hit"] else "written now"
+        rows.append(("cache", f"{dataset.details['cache']} ({state})"))
+    if checksums and "official_md5" in dataset.details:
+        status = dataset.details["official_md5"]()
+        matching = [f for f, ok in status.items() if ok]
+        rows.append(("official MD5", f"{len(matching)}/{len(status)} files match"
+                     + ("" if len(matching) == len(status) else
+                        f" (differ or missing: {', '.join(f for f in status if not status[f])};"
+                        " MD5s are of the official downloads' bytes, so a recompressed copy "
+                        "such as Debian's differs even where its content is the same)")))
+    for key, value in rows:
+        grid.add_row(key, value)
+    console.print(f"[bold]{dataset.name}[/]")
+    console.print(grid)
+
+
+@data_app.command("show")
+@handle_errors
+def data_show(
+    name: str = typer.Argument(..., help="A registered dataset, e.g. cifar10."),
+    data_dir: Path | None = DataDirOption,
+    option: list[str] = DatasetOptionsOption,
+    corruption: str | None = typer.Option(
+        None, "--corruption", help="e.g. 'gaussian_noise(severity=3)' or "
+                                   "'shot_noise_psi(psi=8)'; shown beside the clean images."),
+    split: str = typer.Option("test", "--split", help="train or test."),
+    per_class: int = typer.Option(8, "--per-class", help="Images per class (one row each)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the corruption and the sample."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="PNG file [default: DATASET[-CORRUPTION].png]."),
+) -> None:
+    """Write a grid of sample images (one row per class) as a PNG, to look at the data."""
+    from actlab.components import parse_component_text
+    from actlab.data.corrupt import corrupt
+    from actlab.data.preview import sample_grid, sample_per_class
+
+    if split not in ("train", "test"):
+        err_console.print("[bold red]error:[/] --split must be train or test")
+        raise typer.Exit(2)
+    dataset = _load_for_cli(name, data_dir, option)
+    images, labels = ((dataset.train_images, dataset.train_labels) if split == "train"
+                      else (dataset.test_images, dataset.test_labels))
+    chosen = sample_per_class(labels, min(per_class, 64), seed, max_classes=20)
+    panels = [images[chosen]]
+    stem = dataset.name
+    if corruption:
+        kind, options = parse_component_text(corruption)
+        try:
+            panels.append(corrupt(images[chosen], kind, seed=seed, **options))
+        except (ValueError, TypeError) as exc:
+            err_console.print(f"[bold red]error:[/] corruption '{corruption}': {exc}")
+            raise typer.Exit(2) from None
+        stem += "-" + corruption.replace("(", "-").replace(")", "").replace("=", "")
+    path = sample_grid(panels, columns=min(per_class, 64), out=out or Path(f"{stem}.png"))
+    console.print(f"wrote {path} ({len(chosen)} images per panel, rows = classes)")
 
 
 def _registries() -> dict[str, Any]:

@@ -1,6 +1,11 @@
 """Datasets (registry, official-format readers, synthetic data) and the input pipeline."""
 
-from actlab.data import idx, synthetic  # noqa: F401  (registration side effect)
+from actlab.data import (  # noqa: F401  (registration side effect)
+    cifar,
+    idx,
+    imagefolder,
+    synthetic,
+)
 from actlab.data.base import DATASETS, DatasetError, ImageDataset, default_data_root
 from actlab.data.loader import DeviceData, Split, Splits, load_dataset, make_splits
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,6 +34,8 @@ class ImageDataset:
     test_labels: torch.Tensor
     classes: tuple[str, ...]
     source: str = ""
+    # Facts for `actlab data info` (cache file and hit, checksum status); not compared.
+    details: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         for split, images, labels in (("train", self.train_images, self.train_labels),

@@ -9,6 +9,7 @@ that does not match the header, a truncated gzip stream) is an error naming the 
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -16,9 +17,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actlab.data.base import DATASETS, DatasetError, ImageDataset, default_data_root
+from actlab.data.base import DATASETS, DatasetError, ImageDataset
+from actlab.data.files import Resource, download, md5sum, resolve_data_root
 
 IDX_UINT8 = 0x08
+# Official files and their published MD5s. MNIST's original host (yann.lecun.com) is
+# often unreachable; the PyTorch-hosted copy has identical files.
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+FASHION_MD5 = {
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+
+
+def resources(base_url: str, md5s: dict[str, str]) -> dict[str, Resource]:
+    return {stem: Resource(f"{stem}.gz", f"{base_url}{stem}.gz", md5)
+            for stem, md5 in md5s.items()}
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -65,17 +88,25 @@ def _find(directory: Path, stem: str) -> Path:
     raise FileNotFoundError(stem)
 
 
-def load_idx_dataset(name: str, directory: Path, classes: tuple[str, ...], how_to_get: str
-                     ) -> ImageDataset:
-    """Load the four IDX files of an MNIST-family dataset from ``directory``."""
+def load_idx_dataset(name: str, directory: Path, classes: tuple[str, ...], how_to_get: str,
+                     official: dict[str, Resource] | None = None,
+                     allow_download: bool = False) -> ImageDataset:
+    """Load the four IDX files of an MNIST-family dataset from ``directory``; missing files
+    are downloaded (MD5 verified) when ``allow_download`` and a network allow it."""
     arrays = {}
     for key, stem in MNIST_FILES.items():
         try:
-            arrays[key] = read_idx(_find(directory, stem))
+            path = _find(directory, stem)
         except FileNotFoundError:
-            raise DatasetError(
-                f"{name}: {stem}[.gz] not found in {directory}. {how_to_get}"
-            ) from None
+            if not (allow_download and official):
+                raise DatasetError(
+                    f"{name}: {stem}[.gz] not found in {directory}. {how_to_get}") from None
+            try:
+                path = download(official[stem], directory)
+            except DatasetError as exc:
+                raise DatasetError(f"{name}: {stem}[.gz] not found in {directory}, and {exc}. "
+                                   f"{how_to_get}") from None
+        arrays[key] = read_idx(path)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1:
@@ -91,35 +122,57 @@ def load_idx_dataset(name: str, directory: Path, classes: tuple[str, ...], how_t
         test_labels=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
         classes=classes,
         source=str(directory),
+        details={"official_md5": lambda: official_md5_status(directory, official or {})},
     )
 
 
+def official_md5_status(directory: Path, official: dict[str, Resource]) -> dict[str, bool]:
+    """File -> whether it equals the official release (gzipped files only)."""
+    return {r.filename: (directory / r.filename).exists()
+            and md5sum(directory / r.filename) == r.md5 for r in official.values()}
+
+
+def _idx_directory(data_dir: str | None, subdirs: tuple[str, ...],
+                   fallback: Path | None = None) -> Path:
+    """The first of ``<root>/<subdir>``, ``<root>`` and ``fallback`` holding the training
+    images, where root is ``data_dir`` or ``$ACTLAB_DATA`` (or the per-user default);
+    if none does, ``<root>/<subdirs[0]>``, where a download goes."""
+    root = resolve_data_root(data_dir)
+    candidates = [root / sub for sub in subdirs] + [root]
+    if fallback is not None and data_dir is None and "ACTLAB_DATA" not in os.environ:
+        candidates.append(fallback)
+    for candidate in candidates:
+        try:
+            _find(candidate, MNIST_FILES["train_images"])
+            return candidate
+        except FileNotFoundError:
+            continue
+    return root / subdirs[0]
+
+
 @DATASETS.register("fashion_mnist", aliases=("fashion-mnist", "fmnist"))
-def fashion_mnist(data_dir: str | None = None) -> ImageDataset:
+def fashion_mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
     """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 60k/10k 28x28 grayscale, 10 classes.
 
-    Looked up in ``data_dir``, else Debian's package directory
-    ``/usr/share/datasets/fashion-mnist``, else ``$ACTLAB_DATA/fashion_mnist``.
+    Looked up in ``<data dir>/fashion_mnist`` and the data directory itself, then (when no
+    data directory is set) in Debian's ``/usr/share/datasets/fashion-mnist``.
     """
-    if data_dir is not None:
-        directory = Path(data_dir).expanduser()
-    elif FASHION_SYSTEM_DIR.exists():
-        directory = FASHION_SYSTEM_DIR
-    else:
-        directory = default_data_root() / "fashion_mnist"
+    directory = _idx_directory(data_dir, ("fashion_mnist", "fashion-mnist"), FASHION_SYSTEM_DIR)
     return load_idx_dataset(
         "fashion_mnist", directory, FASHION_CLASSES,
         "Install it with `apt-get install dataset-fashion-mnist` (Debian) or put the four "
-        "official IDX files there and pass data_dir.",
+        "official IDX files in <data dir>/fashion_mnist.",
+        resources(FASHION_URL, FASHION_MD5), download,
     )
 
 
 @DATASETS.register("mnist")
-def mnist(data_dir: str | None = None) -> ImageDataset:
-    """MNIST (LeCun et al. 1998): 60k/10k 28x28 grayscale digits, from ``$ACTLAB_DATA/mnist``."""
-    directory = Path(data_dir).expanduser() if data_dir else default_data_root() / "mnist"
+def mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
+    """MNIST (LeCun et al. 1998): 60k/10k 28x28 grayscale digits, from
+    ``<data dir>/mnist`` or the data directory itself."""
     return load_idx_dataset(
-        "mnist", directory, tuple(str(d) for d in range(10)),
-        "Put the four official IDX files (train-images-idx3-ubyte.gz, ...) there or pass "
-        "data_dir.",
+        "mnist", _idx_directory(data_dir, ("mnist",)), tuple(str(d) for d in range(10)),
+        "Put the four official IDX files (train-images-idx3-ubyte.gz, ...) in "
+        "<data dir>/mnist (--data-dir, data.data_dir or $ACTLAB_DATA).",
+        resources(MNIST_URL, MNIST_MD5), download,
     )

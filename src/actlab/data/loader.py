@@ -7,15 +7,19 @@ normalized in one fused multiply-add, so there is no per-sample Python work at a
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import torch
 
+from actlab.data.augment import Augmentation
 from actlab.data.base import DATASETS, DatasetError, ImageDataset
+from actlab.data.corrupt import corrupt
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,38 @@ def _load_cached(name: str, data_dir: str | None, options: tuple[tuple[str, Any]
 
 def load_dataset(name: str, data_dir: str | None = None, **options: Any) -> ImageDataset:
     """Load a registered dataset once per process (later calls return the cached copy)."""
-    return _load_cached(DATASETS.canonical(name), data_dir, tuple(sorted(options.items())))
+    factory = DATASETS.get(name)
+    allowed = [p for p in inspect.signature(factory).parameters if p != "data_dir"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise DatasetError(f"dataset {DATASETS.canonical(name)} has no option "
+                           f"{', '.join(repr(u) for u in unknown)}; its options: "
+                           f"{', '.join(allowed) or 'none'}")
+    try:
+        return _load_cached(DATASETS.canonical(name), data_dir, tuple(sorted(options.items())))
+    except (ValueError, TypeError) as exc:  # a bad option value
+        raise DatasetError(f"dataset {DATASETS.canonical(name)}: {exc}") from None
+
+
+@lru_cache(maxsize=4)
+def _corrupted_cached(dataset: ImageDataset, kind: str, options: tuple[tuple[str, Any], ...],
+                      apply_to: str, seed: int) -> ImageDataset:
+    log.warning("corrupting %s with %s%s (%s)", dataset.name, kind, dict(options), apply_to)
+    train, test = dataset.train_images, dataset.test_images
+    # Different seeds for the two splits, so train and test noise never coincide.
+    if apply_to in ("both", "train"):
+        train = corrupt(train, kind, seed=2 * seed, **dict(options))
+    if apply_to in ("both", "test"):
+        test = corrupt(test, kind, seed=2 * seed + 1, **dict(options))
+    return dataclasses.replace(dataset, train_images=train, test_images=test,
+                               source=f"{dataset.source} + {kind}{dict(options)} ({apply_to})")
+
+
+def corrupted(dataset: ImageDataset, kind: str, options: dict[str, Any],
+              apply_to: str = "both", seed: int = 0) -> ImageDataset:
+    """``dataset`` with a registered corruption applied to its train and/or test images
+    (once per process for equal arguments)."""
+    return _corrupted_cached(dataset, kind, tuple(sorted(options.items())), apply_to, seed)
 
 
 @dataclass(frozen=True)
@@ -80,12 +115,16 @@ def make_splits(
     train_per_class: int | None = None,
     test_per_class: int | None = None,
     split_seed: int = 0,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> Splits:
     """Seeded split of the official training set into train and validation.
 
     ``train_per_class`` first keeps that many examples per class of the official training
     set; ``val_fraction`` of what is kept is then held out for validation. The split
     depends on ``split_seed`` only, so every run of a study sees the same data.
+    Normalization statistics are the training split's per-channel mean and std unless
+    ``mean`` and ``std`` are given (in [0, 1] pixel units).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -102,21 +141,45 @@ def make_splits(
     n_val = round(val_fraction * len(train_y))
     val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
     train = Split(train_x[train_idx], train_y[train_idx])
-    pixels = train.images.float().div_(255.0)
-    mean = pixels.mean(dim=(0, 2, 3))
-    std = pixels.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    if mean is None or std is None:
+        mean_t, std_t = channel_statistics(train.images)
+    else:
+        if len(mean) != dataset.channels or len(std) != dataset.channels:
+            raise DatasetError(f"{dataset.name} has {dataset.channels} channel(s) but mean/std "
+                               f"give {len(mean)}/{len(std)} values")
+        mean_t = torch.tensor(mean, dtype=torch.float32)
+        std_t = torch.tensor(std, dtype=torch.float32)
     return Splits(train=train, val=Split(train_x[val_idx], train_y[val_idx]),
-                  test=Split(test_x, test_y), mean=mean, std=std, classes=dataset.classes)
+                  test=Split(test_x, test_y), mean=mean_t, std=std_t, classes=dataset.classes)
+
+
+def channel_statistics(images: torch.Tensor, chunk: int = 8192
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images in [0, 1] units, in float64 chunks (a
+    float copy of all of ImageNet-100 would not fit in memory)."""
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        block = images[start:start + chunk].to(torch.float64).div_(255.0)
+        total += block.sum(dim=(0, 2, 3))
+        squares += block.pow(2).sum(dim=(0, 2, 3))
+    count = max(1, images.numel() // channels)
+    mean = total / count
+    var = (squares / count - mean.pow(2)).clamp_min(0.0) * count / max(1, count - 1)
+    return mean.float(), var.sqrt().float().clamp_min(1e-3)
 
 
 class DeviceData:
     """Splits held on one device, served as normalized float batches."""
 
     def __init__(self, splits: Splits, device: torch.device,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 augmentation: Augmentation | None = None) -> None:
         self.splits = splits
         self.device = device
         self.memory_format = memory_format
+        self.augmentation = augmentation if augmentation and augmentation.active else None
         self.train = splits.train.to(device)
         self.val = splits.val.to(device)
         self.test = splits.test.to(device)
@@ -138,7 +201,14 @@ class DeviceData:
             idx = order[start:start + batch_size]
             if len(idx) < 2:
                 break
-            yield self.normalize(self.train.images[idx]), self.train.labels[idx]
+            images = self.train.images[idx]
+            if self.augmentation is None:
+                yield self.normalize(images), self.train.labels[idx]
+                continue
+            draw = self.augmentation.draw(len(idx), generator)
+            images = self.augmentation.apply_pixels(images, draw)
+            rotated = self.augmentation.apply_float(self.normalize(images), draw)
+            yield rotated.contiguous(memory_format=self.memory_format), self.train.labels[idx]
 
     def eval_batches(self, split: Split, batch_size: int
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -43,8 +43,9 @@ class StudySummary:
 
 
 def run_study(store: Store, study: Study, events: RunEvents | None = None,
-              retry_failed: bool = False) -> StudySummary:
-    """Run every cell of ``study`` not finished yet, one after another."""
+              retry_failed: bool = False, data_dir: str | None = None) -> StudySummary:
+    """Run every cell of ``study`` not finished yet, one after another. ``data_dir``
+    overrides where every run reads its data (it is not part of a run's identity)."""
     events = events or RunEvents()
     specs = study.expand()
     study_id = store.register_study(study, specs)
@@ -54,7 +55,8 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
     owner = new_owner()
     summary = StudySummary(counts=counts)
-    while (spec := store.claim_next(study_id, owner)) is not None:
+    while (claimed := store.claim_next(study_id, owner)) is not None:
+        spec = claimed.with_data_dir(data_dir)
         run_id = spec.run_id
         events.run_started(spec)
 

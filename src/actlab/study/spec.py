@@ -27,6 +27,12 @@ EXECUTION_FIELDS: dict[str, Any] = {
     "data": {"data_dir"},
     "train": {"device", "channels_last"},
 }
+#: Fields added after stores existed: left out of the run id while at their default, so
+#: adding them did not change the id of any earlier run.
+OMITTED_AT_DEFAULT: dict[str, dict[str, Any]] = {
+    "data": {"augment": {"crop_padding": 0, "flip": False, "rotation": 0.0},
+             "corruption": None, "mean": None, "std": None},
+}
 
 
 class StrictModel(BaseModel):
@@ -54,8 +60,76 @@ def _component_label(resolver: Any, value: Any) -> str:
         raise ValueError(str(exc)) from None
 
 
+AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "standard": {"crop_padding": 4, "flip": True},  # CIFAR (He et al. 2016)
+    "flip": {"flip": True},
+}
+
+
+class AugmentSpec(StrictModel):
+    """Training-time augmentation (never applied to validation or test data)."""
+
+    crop_padding: int = Field(0, ge=0, le=64)
+    flip: bool = False
+    rotation: float = Field(0.0, ge=0.0, le=180.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in AUGMENT_PRESETS:
+                raise ValueError(f"unknown augmentation preset '{value}'; choose from "
+                                 f"{', '.join(AUGMENT_PRESETS)} or give crop_padding, flip, "
+                                 "rotation")
+            return AUGMENT_PRESETS[value]
+        return value
+
+
+class CorruptionSpec(StrictModel):
+    """A corrupted variant: ``{kind: shot_noise_psi, psi: 8}`` or ``{kind: gaussian_noise,
+    severity: 3}``, applied to the train and/or test images, deterministic from ``seed``."""
+
+    kind: str
+    severity: int | None = Field(None, ge=1, le=5)
+    psi: float | None = Field(None, gt=0.0)
+    apply_to: Literal["both", "train", "test"] = "both"
+    seed: int = 0
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from actlab.data.corrupt import CORRUPTIONS
+
+        return _registry_name(CORRUPTIONS, value)
+
+    @model_validator(mode="after")
+    def _options_fit_the_kind(self) -> CorruptionSpec:
+        if self.kind == "shot_noise_psi":
+            if self.severity is not None:
+                raise ValueError("shot_noise_psi takes psi (e.g. psi: 8), not severity")
+            if self.psi is None:
+                raise ValueError("shot_noise_psi needs psi (e.g. psi: 8; lower is noisier)")
+        else:
+            if self.psi is not None:
+                raise ValueError(f"{self.kind} takes severity 1-5, not psi")
+            if self.severity is None:
+                raise ValueError(f"{self.kind} needs severity 1-5")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return {"psi": self.psi} if self.kind == "shot_noise_psi" else {"severity": self.severity}
+
+    @property
+    def label(self) -> str:
+        value = f"psi={self.psi:g}" if self.kind == "shot_noise_psi" else \
+            f"severity={self.severity}"
+        return f"{self.kind}({value})" + ("" if self.apply_to == "both" else
+                                          f"[{self.apply_to}]")
+
+
 class DataSpec(StrictModel):
-    """Which dataset, which part of it, and how it is split."""
+    """Which dataset, which part of it, how it is split, corrupted, normalized, augmented."""
 
     name: str = "fashion_mnist"
     data_dir: str | None = None
@@ -64,11 +138,24 @@ class DataSpec(StrictModel):
     test_per_class: int | None = Field(None, gt=0)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     split_seed: int = 0
+    corruption: CorruptionSpec | None = None
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    # Per-channel normalization in [0, 1] pixel units; default: the training split's.
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
         return _registry_name(DATASETS, value)
+
+    @model_validator(mode="after")
+    def _mean_and_std_together(self) -> DataSpec:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std (per channel, in [0, 1] units), or neither")
+        if self.std is not None and (min(self.std) <= 0 or len(self.std) != len(self.mean)):
+            raise ValueError("std must be positive and have one value per channel, like mean")
+        return self
 
 
 class OptimizerSpec(StrictModel):
@@ -171,6 +258,10 @@ class RunSpec(StrictModel):
         for section, fields in EXECUTION_FIELDS.items():
             for name in fields:
                 dumped[section].pop(name, None)
+        for section, defaults in OMITTED_AT_DEFAULT.items():
+            for name, default in defaults.items():
+                if dumped[section].get(name) == default:
+                    dumped[section].pop(name)
         return dumped
 
     @property
@@ -178,6 +269,14 @@ class RunSpec(StrictModel):
         """Stable content hash: equal for equal specs, whatever the key order of the file."""
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_data_dir(self, data_dir: str | None) -> RunSpec:
+        """The same run reading its data from ``data_dir`` (the CLI's --data-dir, which
+        takes precedence over the study file); the run id does not change."""
+        if data_dir is None:
+            return self
+        return self.model_copy(update={"data": self.data.model_copy(
+            update={"data_dir": str(data_dir)})})
 
     def describe(self) -> str:
         return f"{self.model} {self.act} {self.init} seed={self.seed}"

@@ -28,10 +28,12 @@ from torch import nn
 
 import actlab
 from actlab.activations import Activation
-from actlab.data import DeviceData, Split, load_dataset, make_splits
+from actlab.data import DeviceData, Split, Splits, load_dataset, make_splits
+from actlab.data.augment import Augmentation
+from actlab.data.loader import corrupted
 from actlab.inits import apply_init
 from actlab.models import activation_sites, build_model, count_parameters
-from actlab.study.spec import RunSpec
+from actlab.study.spec import DataSpec, RunSpec
 from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
 from actlab.train.optim import build_optimizer
 from actlab.train.schedules import build_schedule
@@ -149,19 +151,30 @@ def final_metrics(model: nn.Module, data: DeviceData, spec: RunSpec) -> dict[str
     }
 
 
+def prepare_splits(data: DataSpec) -> Splits:
+    """The dataset of ``data`` (corrupted if asked), split and with its normalization."""
+    dataset = load_dataset(data.name, data.data_dir, **data.options)
+    if data.corruption is not None:
+        c = data.corruption
+        dataset = corrupted(dataset, c.kind, c.options(), c.apply_to, c.seed)
+    return make_splits(dataset, data.val_fraction, data.train_per_class, data.test_per_class,
+                       data.split_seed, data.mean, data.std)
+
+
 def prepare(spec: RunSpec, device: torch.device) -> tuple[DeviceData, nn.Module]:
     """Data on ``device`` and the seeded, initialized model for ``spec``."""
-    dataset = load_dataset(spec.data.name, spec.data.data_dir, **spec.data.options)
-    splits = make_splits(dataset, spec.data.val_fraction, spec.data.train_per_class,
-                         spec.data.test_per_class, spec.data.split_seed)
+    splits = prepare_splits(spec.data)
     channels_last = spec.train.channels_last
     if channels_last is None:  # measured faster for training on CPU and on CUDA (GUIDE §7)
         channels_last = True
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    data = DeviceData(splits, device, memory_format)
+    augment = spec.data.augment
+    data = DeviceData(splits, device, memory_format,
+                      Augmentation(augment.crop_padding, augment.flip, augment.rotation))
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, act=spec.act, num_classes=splits.num_classes,
-                        in_channels=dataset.channels, image_size=dataset.image_size,
+                        in_channels=splits.train.images.shape[1],
+                        image_size=splits.train.images.shape[-1],
                         **spec.model_options)
     model = model.to(device=device, memory_format=memory_format)
     model.init_report = apply_init(model, spec.init, spec.act, spec.gain,
