@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from helpers import TINY_STUDY
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_and_private_cache(tmp_path_factory) -> None:
+    """No test touches the network or the user's cache: downloads go to a closed local
+    port (a real, immediate connection refusal) and decoded arrays to a temp dir."""
+    previous = {key: os.environ.get(key) for key in ("ACTLAB_MIRROR", "ACTLAB_CACHE")}
+    os.environ["ACTLAB_MIRROR"] = "http://127.0.0.1:9"
+    os.environ["ACTLAB_CACHE"] = str(tmp_path_factory.mktemp("actlab-cache"))
+    yield
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)

@@ -57,3 +57,56 @@ grid:
   init: [he_normal, xavier_normal]
 seeds: 2
 """
+
+
+def write_cifar_dir(root: Path, n_train_per_batch: int = 20, n_test: int = 30,
+                    hundred: bool = False) -> Path:
+    """Small CIFAR-10 (or -100) batches in the official pickle layout under ``root``."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = 100 if hundred else 10
+
+    def batch(n: int, offset: int) -> dict:
+        labels = [(i + offset) % classes for i in range(n)]
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        if hundred:
+            return {b"data": data, b"fine_labels": labels,
+                    b"coarse_labels": [label // 5 for label in labels]}
+        return {b"data": data, b"labels": labels, b"batch_label": b"testing"}
+
+    def dump(name: str, content: dict) -> None:
+        with (folder / name).open("wb") as handle:
+            pickle.dump(content, handle)
+
+    if hundred:
+        dump("train", batch(5 * n_train_per_batch, 0))
+        dump("test", batch(n_test, 3))
+        dump("meta", {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+                      b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+    else:
+        for index in range(1, 6):
+            dump(f"data_batch_{index}", batch(n_train_per_batch, index))
+        dump("test_batch", batch(n_test, 0))
+        dump("batches.meta", {b"label_names": [f"class{i}".encode() for i in range(10)]})
+    return folder
+
+
+def write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog", "frog"),
+                       per_class: int = 4, size: tuple[int, int] = (40, 30),
+                       test_name: str = "test", suffix: str = ".png") -> Path:
+    """Real image files: train/<class>/*.png and test/<class>/*.png, class-coloured."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", test_name):
+        for index, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 60, size=(size[1], size[0], 3), dtype=np.uint8)
+                pixels[..., index % 3] += 150
+                Image.fromarray(pixels).save(folder / f"{i:04d}{suffix}")
+    return root

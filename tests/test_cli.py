@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actlab.cli import app
-from helpers import TINY_STUDY
+from helpers import TINY_STUDY, write_image_folder, write_mnist_dir
 
 runner = CliRunner()
 
@@ -207,3 +207,49 @@ def test_plan_and_status(tmp_path, tiny_study_file) -> None:
     status = invoke("status", "--store", str(db))
     assert status.exit_code == 0
     assert "tiny" in status.output
+
+
+def test_data_info_and_show_on_an_image_folder(tmp_path) -> None:
+    root = write_image_folder(tmp_path / "data" / "pets", size=(16, 16))
+    info = runner.invoke(app, ["data", "info", "imagefolder", "--data-dir",
+                               str(tmp_path / "data"), "-o", "path=pets"], terminal_width=200)
+    assert info.exit_code == 0, info.output
+    assert "12 images" in info.output
+    assert "3: cat, dog, frog" in info.output
+    assert "cache" in info.output
+    out = tmp_path / "grid.png"
+    show = runner.invoke(app, ["data", "show", "imagefolder", "-o", str(out), "--option",
+                               f"path={root}", "--corruption", "gaussian_noise(severity=5)"])
+    assert show.exit_code == 0, show.output
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.width > image.height  # clean and corrupted panels side by side
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["data", "info", "cifar10", "--data-dir", "/nonexistent"], "no cifar-10-batches-py/"),
+    (["data", "info", "imagefolder"], "needs the option `path`"),
+    (["data", "info", "imagefolder", "-o", "size=3"], "has no option 'size'"),
+    (["data", "show", "synthetic", "--corruption", "fog(severity=1)"], "unknown corruption"),
+    (["data", "show", "synthetic", "--corruption", "contrast(severity=9)"], "severity must be"),
+])
+def test_data_commands_fail_clearly(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args, terminal_width=300)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_data_dir_flag_overrides_the_study_file(tmp_path) -> None:
+    write_mnist_dir(tmp_path / "real" / "mnist", n_train=100, n_test=20)
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: dirs\nmodel: lenet5\ndata: {name: mnist, data_dir: /nonexistent}\n"
+        "train: {epochs: 1, batch_size: 32}\n")
+    db = tmp_path / "a.db"
+    failed = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1"])
+    assert failed.exit_code == 1  # the study's directory has no MNIST
+    result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1",
+                                 "--retry-failed", "--data-dir", str(tmp_path / "real")])
+    assert result.exit_code == 0, result.output
+    assert "1 completed" in result.output

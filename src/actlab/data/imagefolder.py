@@ -5,24 +5,29 @@ Images are decoded once (Pillow, with progress), resized to the study's size
 (shorter side to ``image_size``, then a centre crop) and cached as uint8 arrays keyed
 by the source files (path, size, modification time) and the decoding options; the next
 run loads the cache in a fraction of a second. The source may also be a .tar(.gz) or
-.zip archive, extracted once into the cache directory.
+.zip archive of such a folder: it is decoded in one streaming pass, never extracted.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import logging
 import os
-from pathlib import Path
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from actlab.data.base import DATASETS, DatasetError, ImageDataset
-from actlab.data.files import atomic_write_bytes, cache_root, extract, resolve_data_root
+from actlab.data.files import atomic_write_bytes, cache_root, resolve_data_root
 from actlab.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -34,8 +39,8 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 def resolve_source(path: str | os.PathLike, data_dir: str | None) -> Path:
-    """``path`` (absolute, or relative to the data directory); an archive is extracted once
-    into the cache and the extracted folder returned."""
+    """``path`` (absolute, or relative to the data directory): an image folder, or an
+    archive of one (``x`` also finds ``x.tar.gz``)."""
     source = Path(path).expanduser()
     if not source.is_absolute():
         source = resolve_data_root(data_dir) / source
@@ -52,12 +57,7 @@ def resolve_source(path: str | os.PathLike, data_dir: str | None) -> Path:
     if source.is_file():
         if not source.name.endswith(ARCHIVE_SUFFIXES):
             raise DatasetError(f"{source} is a file but not a .tar(.gz) or .zip archive")
-        stat = source.stat()
-        key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        target = cache_root() / "extracted" / f"{source.name}-{key.hexdigest()[:12]}"
-        if not target.exists():
-            extract(source, target)
-        source = target
+        return source  # read in one streaming pass, never extracted
     return _descend(source)
 
 
@@ -98,7 +98,8 @@ def list_split(folder: Path, classes: tuple[str, ...] | None) -> tuple[list[Path
     return files, labels, classes
 
 
-def decode(path: Path, image_size: int | None, grayscale: bool) -> np.ndarray:
+def decode(path: Path | io.BytesIO, image_size: int | None, grayscale: bool,
+           label: str = "") -> np.ndarray:
     """One image as uint8 [C, H, W]: RGB (or L), shorter side resized to ``image_size``
     (bilinear, antialiased) and centre-cropped to a square."""
     try:
@@ -115,7 +116,8 @@ def decode(path: Path, image_size: int | None, grayscale: bool) -> np.ndarray:
                 image = image.crop((left, top, left + image_size, top + image_size))
             array = np.asarray(image, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"{path} cannot be decoded ({exc}); remove or replace it") from None
+        raise DatasetError(f"{label or path} cannot be decoded ({exc}); remove or replace it"
+                           ) from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
@@ -128,11 +130,7 @@ def decode_all(files: list[Path], image_size: int | None, grayscale: bool, descr
         for file in files:
             images.append(decode(file, image_size, grayscale))
             advance(1)
-    shapes = {a.shape for a in images}
-    if len(shapes) > 1:
-        raise DatasetError(f"{description}: images have different sizes {sorted(shapes)[:3]}; "
-                           "set the dataset option image_size to resize them")
-    return np.stack(images) if images else np.zeros((0, 1, 1, 1), dtype=np.uint8)
+    return _stack(images, description)
 
 
 def cache_key(root: Path, files: list[Path], options: dict) -> str:
@@ -152,37 +150,131 @@ def cache_path(name: str, key: str) -> Path:
 def load_image_folder(name: str, source: Path, image_size: int | None = None,
                       grayscale: bool = False, classes: tuple[str, ...] | None = None,
                       use_cache: bool = True) -> ImageDataset:
-    test_dir = next((source / s for s in ("test", "val") if (source / s).is_dir()), None)
-    if test_dir is None:
-        raise DatasetError(f"{source} has train/ but no test/ or val/ folder")
-    train_files, train_labels, found = list_split(source / "train", classes)
-    if classes is not None and set(found) != set(classes):
-        raise DatasetError(f"{name}: expected classes {', '.join(classes)}")
-    test_files, test_labels, _ = list_split(test_dir, found)
-    options = {"image_size": image_size, "grayscale": grayscale, "classes": list(found)}
-    key = cache_key(source, train_files + test_files, options)
+    """Decode (or load from the cache) an image folder or an archive of one."""
+    options = {"image_size": image_size, "grayscale": grayscale,
+               "classes": list(classes) if classes else None}
+    if source.is_file():
+        stat = source.stat()
+        key = hashlib.sha256(json.dumps({"archive": str(source.resolve()), "size": stat.st_size,
+                                         "mtime": stat.st_mtime_ns, **options},
+                                        sort_keys=True).encode()).hexdigest()[:20]
+        build = lambda: _decode_archive(name, source, image_size, grayscale, classes)  # noqa: E731
+    else:
+        layout = _folder_layout(name, source, classes)
+        key = cache_key(source, layout.train_files + layout.test_files, options)
+        build = lambda: layout.decode(name, image_size, grayscale)  # noqa: E731
     cached = cache_path(name, key)
     details = {"cache": str(cached), "cache_hit": use_cache and cached.exists()}
     if use_cache and cached.exists():
         log.info("%s: decoded images from the cache %s", name, cached)
         with np.load(cached) as arrays:
-            train_x, test_x = arrays["train_images"], arrays["test_images"]
+            parts = {k: arrays[k] for k in arrays.files}
     else:
-        log.warning("%s: decoding %d images from %s once (cached at %s)", name,
-                    len(train_files) + len(test_files), source, cached)
-        train_x = decode_all(train_files, image_size, grayscale, f"{name} train")
-        test_x = decode_all(test_files, image_size, grayscale, f"{name} test")
+        log.warning("%s: decoding the images of %s once (cached at %s)", name, source, cached)
+        parts = build()
         if use_cache:
             buffer = io.BytesIO()
-            np.savez(buffer, train_images=train_x, test_images=test_x)
+            np.savez(buffer, **parts)
             atomic_write_bytes(cached, buffer.getvalue())
     return ImageDataset(
-        name=name, train_images=torch.from_numpy(train_x),
-        train_labels=torch.tensor(train_labels, dtype=torch.int64),
-        test_images=torch.from_numpy(test_x),
-        test_labels=torch.tensor(test_labels, dtype=torch.int64),
-        classes=found, source=str(source), details=details,
+        name=name, train_images=torch.from_numpy(parts["train_images"]),
+        train_labels=torch.from_numpy(parts["train_labels"].astype(np.int64)),
+        test_images=torch.from_numpy(parts["test_images"]),
+        test_labels=torch.from_numpy(parts["test_labels"].astype(np.int64)),
+        classes=tuple(str(c) for c in parts["classes"]), source=str(source), details=details,
     )
+
+
+@dataclass
+class FolderLayout:
+    train_files: list[Path]
+    train_labels: list[int]
+    test_files: list[Path]
+    test_labels: list[int]
+    classes: tuple[str, ...]
+
+    def decode(self, name: str, image_size: int | None, grayscale: bool) -> dict:
+        return {
+            "train_images": decode_all(self.train_files, image_size, grayscale, f"{name} train"),
+            "train_labels": np.asarray(self.train_labels, dtype=np.int64),
+            "test_images": decode_all(self.test_files, image_size, grayscale, f"{name} test"),
+            "test_labels": np.asarray(self.test_labels, dtype=np.int64),
+            "classes": np.asarray(self.classes),
+        }
+
+
+def _folder_layout(name: str, source: Path, classes: tuple[str, ...] | None) -> FolderLayout:
+    test_dir = next((source / s for s in ("test", "val") if (source / s).is_dir()), None)
+    if test_dir is None:
+        raise DatasetError(f"{source} has train/ but no test/ or val/ folder")
+    train_files, train_labels, found = list_split(source / "train", classes)
+    test_files, test_labels, _ = list_split(test_dir, found)
+    return FolderLayout(train_files, train_labels, test_files, test_labels, found)
+
+
+def _archive_members(archive: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(member path, reader) of every file, in one sequential pass (fast for .tar.gz)."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as handle:
+            for info in handle.infolist():
+                if not info.is_dir():
+                    yield info.filename, functools.partial(handle.read, info)
+        return
+    try:
+        with tarfile.open(archive, "r:*") as handle:
+            for member in handle:
+                if member.isfile():
+                    yield member.name, lambda m=member: handle.extractfile(m).read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DatasetError(f"{archive} is not a readable tar or zip archive ({exc}); it may be "
+                           "truncated: provide it again") from None
+
+
+def _decode_archive(name: str, archive: Path, image_size: int | None, grayscale: bool,
+                    classes: tuple[str, ...] | None) -> dict:
+    """Decode every <split>/<class>/<image> member without extracting the archive."""
+    decoded: dict[str, dict[str, list[tuple[str, np.ndarray]]]] = {}
+    with progress_bar(f"{name}: decoding {archive.name}", None) as advance:
+        for member, read in _archive_members(archive):
+            parts = PurePosixPath(member).parts
+            if (len(parts) < 3 or parts[-3] not in ("train", "test", "val")
+                    or PurePosixPath(member).suffix.lower() not in IMAGE_SUFFIXES):
+                continue
+            array = decode(io.BytesIO(read()), image_size, grayscale, f"{archive}:{member}")
+            decoded.setdefault(parts[-3], {}).setdefault(parts[-2], []).append((member, array))
+            advance(1)
+    if "train" not in decoded:
+        raise DatasetError(f"{archive} has no train/<class>/<image> members")
+    test_split = "test" if "test" in decoded else "val" if "val" in decoded else None
+    if test_split is None:
+        raise DatasetError(f"{archive} has train/ but no test/ or val/ images")
+    found = classes or tuple(sorted(decoded["train"]))
+    for split in ("train", test_split):
+        unknown = sorted(set(decoded[split]) - set(found))
+        if unknown:
+            raise DatasetError(f"{archive} {split}/ has classes the training split lacks "
+                               f"or that are not expected: {', '.join(unknown)}")
+    missing = [c for c in found if not decoded["train"].get(c)]
+    if missing:
+        raise DatasetError(f"{archive}: class(es) {', '.join(missing)} have no training images")
+    result: dict[str, np.ndarray] = {"classes": np.asarray(found)}
+    for split, key in (("train", "train"), (test_split, "test")):
+        images, labels = [], []
+        for index, cls in enumerate(found):
+            for _, array in sorted(decoded[split].get(cls, []), key=lambda item: item[0]):
+                images.append(array)
+                labels.append(index)
+        result[f"{key}_images"] = _stack(images, f"{name} {split}")
+        result[f"{key}_labels"] = np.asarray(labels, dtype=np.int64)
+    return result
+
+
+def _stack(images: list[np.ndarray], description: str) -> np.ndarray:
+    shapes = {a.shape for a in images}
+    if len(shapes) > 1:
+        raise DatasetError(f"{description}: images have different sizes {sorted(shapes)[:3]}; "
+                           "set the dataset option image_size to resize them")
+    return np.stack(images) if images else np.zeros((0, 1, 1, 1), dtype=np.uint8)
 
 
 @DATASETS.register("imagefolder", aliases=("image_folder",))
