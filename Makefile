@@ -37,6 +37,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/input_pipeline.py
 
 clean:
 	rm -rf $(VENV) results

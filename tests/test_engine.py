@@ -56,6 +56,19 @@ def test_zoo_models_train_through_the_engine(model, options, act, init) -> None:
     assert result.info["activation_sites"] > 0
 
 
+def test_corrupted_and_augmented_data_through_the_engine() -> None:
+    data = {"name": "synthetic", "options": {"train_size": 200, "test_size": 50,
+                                             "channels": 3, "image_size": 16},
+            "augment": "standard", "corruption": {"kind": "psi", "psi": 16}}
+    noisy = spec(model="simple_cnn", data=data)
+    clean = spec(model="simple_cnn", data={**data, "corruption": None, "augment": "none"})
+    assert noisy.run_id != clean.run_id
+    assert noisy.data.corruption.label == "shot_noise_psi(psi=16)"
+    first, second = run_one(noisy), run_one(noisy)
+    assert first.status == "completed"
+    assert comparable(first) == comparable(second)  # augmentation and noise are seeded
+
+
 def test_same_spec_gives_identical_metrics() -> None:
     assert comparable(run_one(spec(act="mish"))) == comparable(run_one(spec(act="mish")))
 

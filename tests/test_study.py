@@ -72,6 +72,12 @@ def test_run_id_is_stable_across_spelling_and_key_order() -> None:
     ("name: s\ntrain: {schedule: cosine(warmup=3)}\n", r"schedule 'cosine' has no option 'warmup'"),
     ("name: s\nmodel: resnet20\nmodel_options: {depth: 32}\n",
      r"model resnet20 has no option 'depth'; its options: width \(default 16\)"),
+    ("name: s\ndata: {corruption: {kind: psi}}\n", r"shot_noise_psi needs psi"),
+    ("name: s\ndata: {corruption: {kind: gaussian_noise, psi: 8}}\n", r"takes severity 1-5"),
+    ("name: s\ndata: {corruption: {kind: fog, severity: 1}}\n", r"unknown corruption 'fog'"),
+    ("name: s\ndata: {corruption: {kind: contrast, severity: 7}}\n", r"less than or equal to 5"),
+    ("name: s\ndata: {augment: fancy}\n", r"unknown augmentation preset 'fancy'"),
+    ("name: s\ndata: {mean: [0.5]}\n", r"give both mean and std"),
     ("name: s\ngrid: {model: [resnet20, lenet5]}\nmodel_options: {shortcut: B}\n",
      r"model lenet5 has no option 'shortcut'.*cell model=lenet5"),
 ])
