@@ -7,6 +7,7 @@ non-zero exit status, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -132,6 +133,7 @@ def run(
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
+    from actlab.progress import set_progress_factory
     from actlab.study import Store, load_study
     from actlab.study.executors import run_study
 
@@ -142,6 +144,8 @@ def run(
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
+            # Long data work inside runs (decoding an image folder) shows as a task here.
+            set_progress_factory(functools.partial(_task_in, progress))
             try:
                 summary = run_study(db, study, ProgressEvents(progress), retry_failed,
                                     str(data_dir) if data_dir else None)
@@ -150,6 +154,8 @@ def run(
                 err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "
                                   "same command again to resume.")
                 raise typer.Exit(130) from None
+            finally:
+                set_progress_factory(None)
         counts = summary.counts
         console.print(
             f"study [bold]{study.name}[/]: {counts['completed']} completed, "
@@ -417,9 +423,17 @@ def _load_for_cli(name: str, data_dir: Path | None, option: list[str]) -> Any:
         set_progress_factory(None)
 
 
-def _rich_progress(description: str, total: int | None) -> Any:
-    import contextlib
+@contextlib.contextmanager
+def _task_in(progress: Progress, description: str, total: int | None) -> Any:
+    """A temporary task in an already running progress display."""
+    task = progress.add_task(f"  {description}", total=total)
+    try:
+        yield lambda amount=1: progress.advance(task, amount)
+    finally:
+        progress.remove_task(task)
 
+
+def _rich_progress(description: str, total: int | None) -> Any:
     @contextlib.contextmanager
     def bar() -> Any:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
