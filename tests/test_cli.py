@@ -253,3 +253,17 @@ def test_data_dir_flag_overrides_the_study_file(tmp_path) -> None:
                                  "--retry-failed", "--data-dir", str(tmp_path / "real")])
     assert result.exit_code == 0, result.output
     assert "1 completed" in result.output
+
+
+def test_a_diverging_cell_is_recorded_and_the_study_completes(tmp_path) -> None:
+    study = tmp_path / "lr.yaml"
+    study.write_text(
+        "name: lrs\nmodel: simple_cnn\ninit: he_normal\n"
+        "data: {name: synthetic, options: {train_size: 200, test_size: 50}}\n"
+        "train: {epochs: 2, batch_size: 32}\ngrid: {lr: [0.01, 100.0]}\n")
+    db = tmp_path / "a.db"
+    result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 completed, 1 diverged" in result.output
+    rows = db_rows(db, "SELECT status, diverged_epoch FROM runs ORDER BY status")
+    assert rows == [("completed", None), ("diverged", 1)]

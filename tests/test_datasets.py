@@ -263,7 +263,7 @@ def test_psi_lower_is_noisier_and_expectation_is_kept(natural_images) -> None:
                for p in (8, 16, 32, 64)]
     assert quality == sorted(quality)
     noisy = corrupt(natural_images, "shot_noise_psi", seed=0, psi=64).float()
-    assert noisy.mean() == pytest.approx(natural_images.float().mean(), rel=0.02)
+    assert noisy.mean().item() == pytest.approx(natural_images.float().mean().item(), rel=0.02)
 
 
 def test_every_corruption_has_a_definition() -> None:

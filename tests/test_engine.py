@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from actlab.study import RunSpec
-from actlab.train.engine import run_one
+from actlab.train.engine import EpochMetrics, chance_collapse, run_one
 from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
 from actlab.train.schedules import build_schedule
 
@@ -84,6 +84,38 @@ def test_huge_learning_rate_is_detected_as_divergence() -> None:
     assert result.diverged_epoch == 1
     assert "loss" in result.reason
     assert result.final == {}
+
+
+def epochs_with(val_accs: list[float]) -> list[EpochMetrics]:
+    return [EpochMetrics(epoch=i + 1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=a,
+                         lr=0.1, epoch_time=1.0, images_per_s=1.0)
+            for i, a in enumerate(val_accs)]
+
+
+@pytest.mark.parametrize(("accs", "patience", "collapsed"), [
+    ([0.6, 0.1, 0.1, 0.1], 3, True),       # learned, then chance for 3 epochs
+    ([0.6, 0.1, 0.1], 3, False),           # not yet 3 epochs
+    ([0.1, 0.1, 0.1, 0.1, 0.1], 3, False),  # never learned: slow, not diverged
+    ([0.6, 0.1, 0.5, 0.1, 0.1], 3, False),  # recovered in between
+    ([0.6, 0.1, 0.1, 0.1], 0, False),      # disabled
+])
+def test_chance_collapse(accs, patience: int, collapsed: bool) -> None:
+    reason = chance_collapse(epochs_with(accs), 10, patience)
+    assert (reason is not None) == collapsed
+    if collapsed:
+        assert "fell to chance" in reason
+
+
+def test_rmsprop_grad_clip_and_label_smoothing_train() -> None:
+    result = run_one(spec(train={"epochs": 2, "batch_size": 32, "grad_clip": 1.0,
+                                 "label_smoothing": 0.1,
+                                 "optimizer": {"name": "rmsprop", "lr": 0.001}}))
+    assert result.status == "completed"
+    assert result.final["test_acc"] > 0.5
+    plain = spec(train={"epochs": 2, "batch_size": 32, "optimizer": {"name": "rmsprop",
+                                                                     "lr": 0.001}})
+    # New training options at their defaults leave the run id of older specs unchanged.
+    assert "grad_clip" not in plain.identity()["train"]
 
 
 def test_cosine_schedule_reaches_its_floor() -> None:

@@ -32,6 +32,7 @@ EXECUTION_FIELDS: dict[str, Any] = {
 OMITTED_AT_DEFAULT: dict[str, dict[str, Any]] = {
     "data": {"augment": {"crop_padding": 0, "flip": False, "rotation": 0.0},
              "corruption": None, "mean": None, "std": None},
+    "train": {"grad_clip": None, "label_smoothing": 0.0, "chance_epochs": 3},
 }
 
 
@@ -159,7 +160,7 @@ class DataSpec(StrictModel):
 
 
 class OptimizerSpec(StrictModel):
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
     lr: float = Field(0.01, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
@@ -167,6 +168,15 @@ class OptimizerSpec(StrictModel):
     betas: tuple[float, float] = (0.9, 0.999)
     decay_act_and_norm: bool = True
     act_lr_scale: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rmsprop_momentum(cls, data: Any) -> Any:
+        """RMSprop's conventional momentum is 0 (SGD's default 0.9 would be a surprise)."""
+        if (isinstance(data, dict) and str(data.get("name", "")).lower() == "rmsprop"
+                and "momentum" not in data):
+            return {**data, "momentum": 0.0}
+        return data
 
     @field_validator("name", mode="before")
     @classmethod
@@ -187,6 +197,11 @@ class TrainSpec(StrictModel):
     schedule: str = "fixed"
     top_k: int = Field(3, gt=0)
     loss_bound: float = Field(1e4, gt=0.0)
+    # A run whose validation accuracy fell back to chance (<= 1.1 / classes) for this many
+    # consecutive epochs after it had learned (> 1.5 / classes) is diverged; 0 disables.
+    chance_epochs: int = Field(3, ge=0)
+    grad_clip: float | None = Field(None, gt=0.0)  # max global gradient norm
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool | None = None
 

@@ -182,6 +182,21 @@ def prepare(spec: RunSpec, device: torch.device) -> tuple[DeviceData, nn.Module]
     return data, model
 
 
+def chance_collapse(epochs: list[EpochMetrics], num_classes: int, patience: int) -> str | None:
+    """Why the run collapsed to chance, or None: validation accuracy at most 1.1 x chance
+    for the last ``patience`` epochs, after some epoch had exceeded 1.5 x chance (a run
+    that never learned is slow, not diverged)."""
+    if patience <= 0 or len(epochs) <= patience:
+        return None
+    chance = 1.0 / num_classes
+    recent = [e.val_acc for e in epochs[-patience:]]
+    earlier = [e.val_acc for e in epochs[:-patience]]
+    if all(acc <= 1.1 * chance for acc in recent) and max(earlier) > 1.5 * chance:
+        return (f"validation accuracy fell to chance ({chance:.3f}) for {patience} epochs "
+                f"after reaching {max(earlier):.3f}")
+    return None
+
+
 def _act_params(model: nn.Module):
     for module in activation_sites(model).values():
         yield from module.parameters()
@@ -228,13 +243,15 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         lr = base_lr
         try:
             for x, y in data.train_batches(batch_size, generator):
-                lr = schedule(step, total_steps, base_lr)
+                lr = schedule(step, total_steps, base_lr, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_scale"]
                 logits = model(x)
-                loss = F.cross_entropy(logits, y)
+                loss = F.cross_entropy(logits, y, label_smoothing=spec.train.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if spec.train.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
                 optimizer.step()
                 for module in constrained:
                     module.constrain()
@@ -267,6 +284,12 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             on_epoch(metrics)
         if tracks_params:
             on_params(epoch, activation_parameters(model))
+        collapse = chance_collapse(epochs, data.splits.num_classes, spec.train.chance_epochs)
+        if collapse:
+            log.info("%s diverged in epoch %d: %s", spec.describe(), epoch, collapse)
+            info["wall_time"] = time.perf_counter() - started
+            return RunResult("diverged", epochs, diverged_epoch=epoch, reason=collapse,
+                             info=info)
     final = final_metrics(model, data, spec)
     final["peak_memory_mb"] = peak_memory_mb(device)
     info["wall_time"] = time.perf_counter() - started

@@ -15,7 +15,7 @@ from torch import nn
 from actlab.activations import Activation
 from actlab.inits.base import NORM_LAYERS
 
-OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop")
 
 
 def parameter_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -37,7 +37,8 @@ def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.
                     nesterov: bool = False, weight_decay: float = 0.0,
                     betas: tuple[float, float] = (0.9, 0.999), decay_act_and_norm: bool = True,
                     act_lr_scale: float = 1.0) -> torch.optim.Optimizer:
-    """SGD (with momentum, optionally Nesterov), Adam or AdamW over parameter groups."""
+    """SGD (with momentum, optionally Nesterov), Adam, AdamW or RMSprop (with momentum)
+    over parameter groups."""
     split = parameter_groups(model)
     exempt_decay = 0.0 if not decay_act_and_norm else weight_decay
     groups = [
@@ -52,4 +53,6 @@ def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.
         return torch.optim.Adam(groups, lr=lr, betas=betas)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, momentum=momentum)
     raise ValueError(f"unknown optimizer '{name}'; choose from {', '.join(OPTIMIZER_NAMES)}")
