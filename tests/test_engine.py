@@ -4,7 +4,13 @@ import torch
 
 from actlab.study import RunSpec
 from actlab.train.engine import EpochMetrics, chance_collapse, run_one
-from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
+from actlab.train.metrics import (
+    confusion_matrix,
+    loss_auc,
+    macro_scores,
+    time_to_fraction,
+    topk_accuracy,
+)
 from actlab.train.schedules import build_schedule
 
 SYNTHETIC = {"name": "synthetic", "options": {"train_size": 400, "test_size": 200}}
@@ -19,7 +25,8 @@ def spec(**overrides) -> RunSpec:
 
 def comparable(result) -> tuple:
     epochs = [(e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr) for e in result.epochs]
-    final = {k: v for k, v in result.final.items() if k != "peak_memory_mb"}
+    final = {k: v for k, v in result.final.items()
+             if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
     return epochs, final
 
 
@@ -165,3 +172,48 @@ def test_metrics_equal_independent_computation() -> None:
 def test_never_predicted_class_has_zero_precision() -> None:
     confusion = torch.tensor([[5, 0], [5, 0]])
     assert macro_scores(confusion)["macro_precision"] == pytest.approx(0.25)
+
+
+def test_time_to_fraction_and_loss_auc_by_hand() -> None:
+    values = [0.2, 0.5, 0.8, 0.9, 1.0]
+    seconds = [2.0, 2.0, 3.0, 1.0, 1.0]
+    result = time_to_fraction(values, seconds)
+    # 50% of 1.0 first at epoch 2 (4 s), 90% at epoch 4 (8 s), 95% and 99% at epoch 5.
+    assert (result["epochs_to_50"], result["seconds_to_50"]) == (2, 4.0)
+    assert (result["epochs_to_90"], result["seconds_to_90"]) == (4, 8.0)
+    assert (result["epochs_to_95"], result["epochs_to_99"]) == (5, 5)
+    assert time_to_fraction([0.0, 0.0], [1.0, 1.0])["epochs_to_50"] is None
+    assert loss_auc([2.0, 1.0, 0.5]) == 3.5
+
+
+def test_best_validation_epoch_and_its_test_metrics() -> None:
+    result = run_one(spec(train={"epochs": 4, "batch_size": 32, "test_each_epoch": True,
+                                 "optimizer": {"name": "sgd", "lr": 0.01}}))
+    val = [e.val_acc for e in result.epochs]
+    best = val.index(max(val)) + 1
+    assert result.final["best_val_epoch"] == best
+    assert result.final["best_val_acc"] == max(val)
+    # With test_each_epoch, the test accuracy of the best epoch is known independently.
+    assert result.final["best_test_acc"] == pytest.approx(result.epochs[best - 1].test_acc)
+    assert result.epochs[-1].test_acc == pytest.approx(result.final["test_acc"])
+    assert result.final["epochs_to_50"] >= 1
+    assert result.final["train_loss_auc"] == pytest.approx(
+        sum(e.train_loss for e in result.epochs))
+
+
+def test_layer_measurements_are_reported_per_epoch() -> None:
+    seen: dict[int, list] = {}
+    run_one(spec(train={"epochs": 2, "batch_size": 32, "grad_stats": True,
+                        "optimizer": {"name": "sgd", "lr": 0.01}}),
+            on_layers=lambda epoch, values: seen.__setitem__(epoch, values))
+    assert sorted(seen) == [0, 1, 2]
+    metrics = {(layer, metric) for layer, metric, _ in seen[1]}
+    weighted = {"features.0", "features.3", "classifier.1", "classifier.3", "classifier.5"}
+    assert {layer for layer, metric in metrics if metric == "weight_std"} == weighted
+    assert {layer for layer, metric in metrics if metric == "grad_norm"} == weighted
+    assert {layer for layer, metric in metrics if metric == "dead_fraction"} == {
+        "features.1", "features.4", "classifier.2", "classifier.4"}
+    assert all(value >= 0 for _, metric, value in seen[1] if metric != "weight_mean")
+    # He-normal at init: std = sqrt(2 / fan_in) on the first conv (fan_in 25).
+    std0 = {(layer, m): v for layer, m, v in seen[0]}[("features.0", "weight_std")]
+    assert std0 == pytest.approx((2 / 25) ** 0.5, rel=0.15)

@@ -117,3 +117,35 @@ def test_database_is_wal_and_consistent(store) -> None:
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_layers_are_stored_and_cleared_with_a_reclaimed_run(store) -> None:
+    study_id = store.register_study(make_study(), make_study().expand())
+    spec = store.claim_next(study_id, dead_owner())
+    store.record_layers(study_id, spec.run_id, 0, [("conv", "weight_std", 0.1),
+                                                  ("conv", "weight_mean", 0.0)])
+    frame = store.layers_frame(study_id)
+    assert sorted(frame["metric"]) == ["weight_mean", "weight_std"]
+    assert store.claim_next(study_id, new_owner()).run_id == spec.run_id  # reclaimed
+    assert store.layers_frame(study_id).empty
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE epochs (study_id INTEGER NOT NULL, run_id TEXT NOT NULL,
+            epoch INTEGER NOT NULL, train_loss REAL, train_acc REAL, val_loss REAL,
+            val_acc REAL, lr REAL, epoch_time REAL, images_per_s REAL,
+            PRIMARY KEY (study_id, run_id, epoch));
+        INSERT INTO epochs VALUES (1, 'r', 1, 0.5, 0.8, 0.6, 0.7, 0.1, 1.0, 100.0);
+    """)
+    conn.close()
+    with Store(path) as upgraded:
+        columns = [row[1] for row in upgraded.conn.execute("PRAGMA table_info(epochs)")]
+        assert {"test_loss", "test_acc"} <= set(columns)
+        version = upgraded.conn.execute("SELECT value FROM meta").fetchone()[0]
+        assert version == "2"
+        assert upgraded.conn.execute("SELECT train_acc FROM epochs").fetchone()[0] == 0.8

@@ -66,8 +66,10 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
 
         try:
             with Heartbeat(store.path, study_id, run_id, owner):
-                result = run_one(spec, on_epoch=on_epoch, on_params=functools.partial(
-                    store.record_params, study_id, run_id))
+                result = run_one(
+                    spec, on_epoch=on_epoch,
+                    on_params=functools.partial(store.record_params, study_id, run_id),
+                    on_layers=functools.partial(store.record_layers, study_id, run_id))
         except KeyboardInterrupt:
             store.release(study_id, run_id)
             raise

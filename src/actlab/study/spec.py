@@ -32,7 +32,8 @@ EXECUTION_FIELDS: dict[str, Any] = {
 OMITTED_AT_DEFAULT: dict[str, dict[str, Any]] = {
     "data": {"augment": {"crop_padding": 0, "flip": False, "rotation": 0.0},
              "corruption": None, "mean": None, "std": None},
-    "train": {"grad_clip": None, "label_smoothing": 0.0, "chance_epochs": 3},
+    "train": {"grad_clip": None, "label_smoothing": 0.0, "chance_epochs": 3,
+              "test_each_epoch": False, "layer_stats": True, "grad_stats": False},
 }
 
 
@@ -202,6 +203,12 @@ class TrainSpec(StrictModel):
     chance_epochs: int = Field(3, ge=0)
     grad_clip: float | None = Field(None, gt=0.0)  # max global gradient norm
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    # Measurements (GUIDE section 4): test metrics every epoch; per-layer weight mean/std
+    # and dead-unit fractions per epoch (cheap); per-layer gradient norms (a norm per
+    # layer per step).
+    test_each_epoch: bool = False
+    layer_stats: bool = True
+    grad_stats: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool | None = None
 

@@ -31,10 +31,15 @@ from actlab.study.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
-                 "images_per_s")
+                 "images_per_s", "test_loss", "test_acc")
+#: Columns added by each schema version, so an older store is upgraded in place.
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE epochs ADD COLUMN test_loss REAL",
+        "ALTER TABLE epochs ADD COLUMN test_acc REAL"],
+}
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +75,16 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER NOT NULL,
     {", ".join(f"{c} REAL" for c in EPOCH_COLUMNS)},
     PRIMARY KEY (study_id, run_id, epoch),
+    FOREIGN KEY (study_id, run_id) REFERENCES runs(study_id, run_id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS layers (
+    study_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    layer TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (study_id, run_id, epoch, layer, metric),
     FOREIGN KEY (study_id, run_id) REFERENCES runs(study_id, run_id) ON DELETE CASCADE
 );
 CREATE TABLE IF NOT EXISTS params (
@@ -143,16 +158,25 @@ class Store:
                              "writable location with --store or ACTLAB_STORE.") from exc
 
     def _create_schema(self) -> None:
+        row = (self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+               if self._has_table("meta") else None)
+        existing = int(row["value"]) if row else None
+        if existing is not None and existing > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {existing}, newer than this "
+                             f"actlab understands ({SCHEMA_VERSION}); upgrade actlab")
+        if existing is not None:  # an older store: upgrade its tables first
+            for version in range(existing + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS.get(version, []):
+                    self.conn.execute(statement)
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.conn.execute(statement)
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
-                              (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {row['value']}, newer than this "
-                             f"actlab understands ({SCHEMA_VERSION}); upgrade actlab")
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                          (str(SCHEMA_VERSION),))
+
+    def _has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                                 (name,)).fetchone() is not None
 
     def close(self) -> None:
         self.conn.close()
@@ -241,7 +265,7 @@ class Store:
 
     @staticmethod
     def _clear_rows(conn: sqlite3.Connection, study_id: int, run_id: str) -> None:
-        for table in ("epochs", "params"):
+        for table in ("epochs", "params", "layers"):
             conn.execute(f"DELETE FROM {table} WHERE study_id=? AND run_id=?",
                          (study_id, run_id))
 
@@ -252,6 +276,15 @@ class Store:
             conn.executemany(
                 "INSERT OR REPLACE INTO params VALUES (?,?,?,?,?,?)",
                 [(study_id, run_id, epoch, site, name, value) for site, name, value in values])
+
+    def record_layers(self, study_id: int, run_id: str, epoch: int,
+                      values: list[tuple[str, str, float]]) -> None:
+        """Per-layer measurements of one epoch (0 = at initialization)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO layers VALUES (?,?,?,?,?,?)",
+                [(study_id, run_id, epoch, layer, metric, value)
+                 for layer, metric, value in values])
 
     def heartbeat(self, study_id: int, run_id: str, owner: str) -> None:
         with self.transaction() as conn:
@@ -340,6 +373,15 @@ class Store:
             "SELECT p.run_id, p.epoch, p.site, p.name, p.value FROM params p "
             "JOIN runs r USING (study_id, run_id) WHERE p.study_id=? AND r.in_plan=1 "
             "ORDER BY r.position, p.epoch, p.site, p.name", self.conn, params=(study_id,))
+        runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed"]]
+        return frame.merge(runs, on="run_id")
+
+    def layers_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per (run, epoch, layer, metric): weight mean/std, grad norm, dead units."""
+        frame = pd.read_sql_query(
+            "SELECT l.run_id, l.epoch, l.layer, l.metric, l.value FROM layers l "
+            "JOIN runs r USING (study_id, run_id) WHERE l.study_id=? AND r.in_plan=1 "
+            "ORDER BY r.position, l.epoch, l.layer, l.metric", self.conn, params=(study_id,))
         runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed"]]
         return frame.merge(runs, on="run_id")
 

@@ -34,7 +34,19 @@ from actlab.data.loader import corrupted
 from actlab.inits import apply_init
 from actlab.models import activation_sites, build_model, count_parameters
 from actlab.study.spec import DataSpec, RunSpec
-from actlab.train.metrics import confusion_matrix, macro_scores, topk_accuracy
+from actlab.train.metrics import (
+    confusion_matrix,
+    loss_auc,
+    macro_scores,
+    time_to_fraction,
+    topk_accuracy,
+)
+from actlab.train.monitors import (
+    GradientNorms,
+    LayerValues,
+    dead_unit_fractions,
+    weight_statistics,
+)
 from actlab.train.optim import build_optimizer
 from actlab.train.schedules import build_schedule
 
@@ -54,6 +66,8 @@ class EpochMetrics:
     lr: float
     epoch_time: float
     images_per_s: float
+    test_loss: float | None = None  # with train.test_each_epoch
+    test_acc: float | None = None
 
 
 @dataclass
@@ -138,17 +152,28 @@ def evaluate(model: nn.Module, data: DeviceData, split: Split, batch_size: int
     return loss, (logits.argmax(1) == split.labels).float().mean().item()
 
 
-def final_metrics(model: nn.Module, data: DeviceData, spec: RunSpec) -> dict[str, Any]:
+def final_metrics(model: nn.Module, data: DeviceData, spec: RunSpec, prefix: str = "test_"
+                  ) -> dict[str, Any]:
+    """Test loss, top-1, top-k, macro precision/recall/F1 and the confusion matrix."""
     logits = predict(model, data, data.test, spec.train.eval_batch_size).float()
     labels = data.test.labels
     confusion = confusion_matrix(logits.argmax(1), labels, data.splits.num_classes)
     return {
-        "test_loss": F.cross_entropy(logits, labels).item(),
-        "test_acc": topk_accuracy(logits, labels, 1),
-        f"test_top{spec.train.top_k}": topk_accuracy(logits, labels, spec.train.top_k),
-        **{f"test_{k}": v for k, v in macro_scores(confusion).items()},
-        "confusion": confusion.tolist(),
+        f"{prefix}loss": F.cross_entropy(logits, labels).item(),
+        f"{prefix}acc": topk_accuracy(logits, labels, 1),
+        f"{prefix}top{spec.train.top_k}": topk_accuracy(logits, labels, spec.train.top_k),
+        **{f"{prefix}{k}": v for k, v in macro_scores(confusion).items()},
+        "confusion" if prefix == "test_" else f"{prefix}confusion": confusion.tolist(),
     }
+
+
+def curve_metrics(epochs: list[EpochMetrics]) -> dict[str, Any]:
+    """Convergence summaries of the curves: time to 50/90/95/99% of the final validation
+    accuracy (epochs and seconds) and the area under the training-loss curve."""
+    val = [e.val_acc if e.val_acc is not None and math.isfinite(e.val_acc) else 0.0
+           for e in epochs]
+    return {**time_to_fraction(val, [e.epoch_time for e in epochs]),
+            "train_loss_auc": loss_auc([e.train_loss for e in epochs])}
 
 
 def prepare_splits(data: DataSpec) -> Splits:
@@ -204,11 +229,13 @@ def _act_params(model: nn.Module):
 
 def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = None,
             device: torch.device | None = None,
-            on_params: Callable[[int, ParamValues], None] | None = None) -> RunResult:
+            on_params: Callable[[int, ParamValues], None] | None = None,
+            on_layers: Callable[[int, LayerValues], None] | None = None) -> RunResult:
     """Train one run to completion (or divergence) and measure it.
 
     ``on_epoch`` receives each epoch's metrics as the epoch ends; ``on_params`` receives
-    the learnable activation parameters at initialization (epoch 0) and after each epoch.
+    the learnable activation parameters and ``on_layers`` the per-layer measurements, at
+    initialization (epoch 0) and after each epoch.
     """
     device = device or resolve_device(spec.train.device)
     started = time.perf_counter()
@@ -234,6 +261,16 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     tracks_params = on_params is not None and any(True for _ in _act_params(model))
     if tracks_params:
         on_params(0, activation_parameters(model))
+    probe = data.example_batch(256)  # fixed images for dead-unit counts
+    gradients = GradientNorms(model) if spec.train.grad_stats else None
+
+    def layer_values() -> LayerValues:
+        values = weight_statistics(model) + dead_unit_fractions(model, probe)
+        return values + (gradients.values() if gradients is not None else [])
+
+    if on_layers is not None and spec.train.layer_stats:
+        on_layers(0, layer_values())
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (val acc, epoch, state)
     for epoch in range(1, spec.train.epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -250,6 +287,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
                 loss = F.cross_entropy(logits, y, label_smoothing=spec.train.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if gradients is not None:
+                    gradients.update()
                 if spec.train.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
                 optimizer.step()
@@ -274,16 +313,28 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
                              info=info)
         train_time = time.perf_counter() - epoch_start
         val_loss, val_acc = evaluate(model, data, data.val, spec.train.eval_batch_size)
+        test_loss, test_acc = (evaluate(model, data, data.test, spec.train.eval_batch_size)
+                               if spec.train.test_each_epoch else (None, None))
         metrics = EpochMetrics(
             epoch=epoch, train_loss=train_loss, train_acc=correct.item() / seen,
             val_loss=val_loss, val_acc=val_acc, lr=lr,
             epoch_time=time.perf_counter() - epoch_start, images_per_s=seen / train_time,
+            test_loss=test_loss, test_acc=test_acc,
         )
         epochs.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
         if tracks_params:
             on_params(epoch, activation_parameters(model))
+        if on_layers is not None and spec.train.layer_stats:
+            on_layers(epoch, layer_values())
+        if gradients is not None:
+            gradients.reset()
+        # Model selection on validation, never on test: keep the best epoch's weights.
+        if math.isfinite(val_acc) and (best is None or val_acc > best[0]):
+            last = epoch == spec.train.epochs  # the last epoch's weights are the model's
+            best = (val_acc, epoch, {} if last else
+                    {k: v.detach().clone() for k, v in model.state_dict().items()})
         collapse = chance_collapse(epochs, data.splits.num_classes, spec.train.chance_epochs)
         if collapse:
             log.info("%s diverged in epoch %d: %s", spec.describe(), epoch, collapse)
@@ -291,6 +342,15 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             return RunResult("diverged", epochs, diverged_epoch=epoch, reason=collapse,
                              info=info)
     final = final_metrics(model, data, spec)
+    final.update(curve_metrics(epochs))
+    final["best_val_epoch"] = best[1] if best is not None else spec.train.epochs
+    final["best_val_acc"] = best[0] if best is not None else epochs[-1].val_acc
+    if best is not None and best[2]:  # an earlier epoch was best: test its weights too
+        model.load_state_dict(best[2])
+        final.update(final_metrics(model, data, spec, prefix="best_test_"))
+    else:
+        final.update({f"best_{k}": v for k, v in final.items()
+                      if k.startswith("test_")})
     final["peak_memory_mb"] = peak_memory_mb(device)
     info["wall_time"] = time.perf_counter() - started
     return RunResult("completed", epochs, final=final, info=info)
