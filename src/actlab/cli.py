@@ -131,6 +131,8 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
     data_dir: Path | None = DataDirOption,
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="Keep each run's last checkpoint when it ends."),
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
     from actlab.progress import set_progress_factory
@@ -148,7 +150,7 @@ def run(
             set_progress_factory(functools.partial(_task_in, progress))
             try:
                 summary = run_study(db, study, ProgressEvents(progress), retry_failed,
-                                    str(data_dir) if data_dir else None)
+                                    str(data_dir) if data_dir else None, keep_checkpoints)
             except KeyboardInterrupt:
                 progress.stop()
                 err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "

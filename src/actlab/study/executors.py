@@ -43,9 +43,14 @@ class StudySummary:
 
 
 def run_study(store: Store, study: Study, events: RunEvents | None = None,
-              retry_failed: bool = False, data_dir: str | None = None) -> StudySummary:
+              retry_failed: bool = False, data_dir: str | None = None,
+              keep_checkpoints: bool = False) -> StudySummary:
     """Run every cell of ``study`` not finished yet, one after another. ``data_dir``
-    overrides where every run reads its data (it is not part of a run's identity)."""
+    overrides where every run reads its data (it is not part of a run's identity).
+
+    Each run writes a checkpoint beside the store after every epoch; a run that was
+    interrupted (killed, Ctrl-C) resumes from its last one. Checkpoints are removed when
+    runs end unless ``keep_checkpoints``."""
     events = events or RunEvents()
     specs = study.expand()
     study_id = store.register_study(study, specs)
@@ -58,6 +63,7 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     while (claimed := store.claim_next(study_id, owner)) is not None:
         spec = claimed.with_data_dir(data_dir)
         run_id = spec.run_id
+        checkpoint = store.artifact_dir(study_id, run_id) / "checkpoint.pt"
         events.run_started(spec)
 
         def on_epoch(metrics: EpochMetrics, spec: RunSpec = spec) -> None:
@@ -69,7 +75,12 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
                 result = run_one(
                     spec, on_epoch=on_epoch,
                     on_params=functools.partial(store.record_params, study_id, run_id),
-                    on_layers=functools.partial(store.record_layers, study_id, run_id))
+                    on_layers=functools.partial(store.record_layers, study_id, run_id),
+                    checkpoint=checkpoint,
+                    resume_epoch=store.checkpoint_epoch(study_id, run_id),
+                    on_checkpoint=functools.partial(store.set_checkpoint_epoch, study_id,
+                                                    run_id),
+                    keep_checkpoint=keep_checkpoints)
         except KeyboardInterrupt:
             store.release(study_id, run_id)
             raise
@@ -77,6 +88,8 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
             error = traceback.format_exc()
             log.error("run %s (%s) failed:\n%s", run_id, spec.describe(), error)
             store.fail(study_id, run_id, error)
+            if not keep_checkpoints:
+                checkpoint.unlink(missing_ok=True)
             summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
             events.run_failed(spec, error)
         else:

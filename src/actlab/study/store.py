@@ -35,10 +35,11 @@ SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
                  "images_per_s", "test_loss", "test_acc")
-#: Columns added by each schema version, so an older store is upgraded in place.
-MIGRATIONS: dict[int, list[str]] = {
-    2: ["ALTER TABLE epochs ADD COLUMN test_loss REAL",
-        "ALTER TABLE epochs ADD COLUMN test_acc REAL"],
+#: Columns (table, column, type) added by each schema version, so an older store is
+#: upgraded in place; new tables come from SCHEMA's CREATE TABLE IF NOT EXISTS.
+MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
+    2: [("epochs", "test_loss", "REAL"), ("epochs", "test_acc", "REAL"),
+        ("runs", "checkpoint_epoch", "INTEGER")],
 }
 
 SCHEMA = f"""
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL,
     finished_at REAL,
     diverged_epoch INTEGER,
+    checkpoint_epoch INTEGER,
     reason TEXT,
     error TEXT,
     final TEXT,
@@ -166,8 +168,11 @@ class Store:
                              f"actlab understands ({SCHEMA_VERSION}); upgrade actlab")
         if existing is not None:  # an older store: upgrade its tables first
             for version in range(existing + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS.get(version, []):
-                    self.conn.execute(statement)
+                for table, column, kind in MIGRATIONS.get(version, []):
+                    columns = {r["name"] for r in
+                               self.conn.execute(f"PRAGMA table_info({table})")}
+                    if columns and column not in columns:
+                        self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.conn.execute(statement)
@@ -244,7 +249,8 @@ class Store:
         now = time.time()
         with self.transaction(immediate=True) as conn:
             rows = conn.execute(
-                "SELECT run_id, status, owner, heartbeat, spec FROM runs WHERE study_id=? "
+                "SELECT run_id, status, owner, heartbeat, spec, checkpoint_epoch FROM runs "
+                "WHERE study_id=? "
                 "AND in_plan=1 AND status IN ('pending', 'running') ORDER BY position",
                 (study_id,)).fetchall()
             for row in rows:
@@ -254,8 +260,9 @@ class Store:
                     continue
                 if row["status"] == "running":
                     log.info("reclaiming run %s abandoned by %s", row["run_id"], row["owner"])
-                # A reclaimed run starts over: drop the rows of the abandoned attempt.
-                self._clear_rows(conn, study_id, row["run_id"])
+                # A reclaimed run resumes from its last checkpoint (or starts over): drop
+                # the rows the abandoned attempt wrote after that epoch.
+                self._clear_rows(conn, study_id, row["run_id"], row["checkpoint_epoch"] or 0)
                 conn.execute(
                     "UPDATE runs SET status='running', owner=?, heartbeat=?, started_at=?, "
                     "attempts=attempts+1, error=NULL WHERE study_id=? AND run_id=?",
@@ -264,10 +271,28 @@ class Store:
         return None
 
     @staticmethod
-    def _clear_rows(conn: sqlite3.Connection, study_id: int, run_id: str) -> None:
+    def _clear_rows(conn: sqlite3.Connection, study_id: int, run_id: str,
+                    after_epoch: int = 0) -> None:
+        """Delete a run's per-epoch rows after ``after_epoch`` (0: all but the
+        initialization rows of params/layers, which are rewritten anyway)."""
         for table in ("epochs", "params", "layers"):
-            conn.execute(f"DELETE FROM {table} WHERE study_id=? AND run_id=?",
-                         (study_id, run_id))
+            conn.execute(f"DELETE FROM {table} WHERE study_id=? AND run_id=? AND "
+                         f"(epoch > ? OR ? = 0)", (study_id, run_id, after_epoch, after_epoch))
+
+    def checkpoint_epoch(self, study_id: int, run_id: str) -> int:
+        """The epoch of the run's last recorded checkpoint (0: none)."""
+        row = self.conn.execute("SELECT checkpoint_epoch FROM runs WHERE study_id=? AND "
+                                "run_id=?", (study_id, run_id)).fetchone()
+        return (row["checkpoint_epoch"] or 0) if row else 0
+
+    def set_checkpoint_epoch(self, study_id: int, run_id: str, epoch: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET checkpoint_epoch=? WHERE study_id=? AND run_id=?",
+                         (epoch or None, study_id, run_id))
+
+    def artifact_dir(self, study_id: int, run_id: str) -> Path:
+        """Where a run's files (checkpoints) live: beside the database."""
+        return self.path.parent / f"{self.path.stem}-artifacts" / str(study_id) / run_id
 
     def record_params(self, study_id: int, run_id: str, epoch: int,
                       values: list[tuple[str, str, float]]) -> None:
@@ -306,7 +331,7 @@ class Store:
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE runs SET status=?, finished_at=?, diverged_epoch=?, reason=?, final=?, "
-                "info=?, owner=NULL WHERE study_id=? AND run_id=?",
+                "info=?, owner=NULL, checkpoint_epoch=NULL WHERE study_id=? AND run_id=?",
                 (result.status, time.time(), result.diverged_epoch, result.reason,
                  _json(result.final), _json(result.info), study_id, run_id))
 
@@ -324,7 +349,8 @@ class Store:
 
     def reset_failed(self, study_id: int) -> int:
         with self.transaction() as conn:
-            return conn.execute("UPDATE runs SET status='pending', error=NULL WHERE study_id=? "
+            return conn.execute("UPDATE runs SET status='pending', error=NULL, "
+                                "checkpoint_epoch=NULL WHERE study_id=? "
                                 "AND status='failed' AND in_plan=1", (study_id,)).rowcount
 
     def counts(self, study_id: int) -> dict[str, int]:

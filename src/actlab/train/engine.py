@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,12 @@ from actlab.data.loader import corrupted
 from actlab.inits import apply_init
 from actlab.models import activation_sites, build_model, count_parameters
 from actlab.study.spec import DataSpec, RunSpec
+from actlab.train.checkpoint import (
+    load_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_checkpoint,
+)
 from actlab.train.metrics import (
     confusion_matrix,
     loss_auc,
@@ -230,12 +236,20 @@ def _act_params(model: nn.Module):
 def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = None,
             device: torch.device | None = None,
             on_params: Callable[[int, ParamValues], None] | None = None,
-            on_layers: Callable[[int, LayerValues], None] | None = None) -> RunResult:
+            on_layers: Callable[[int, LayerValues], None] | None = None,
+            checkpoint: Path | None = None, resume_epoch: int = 0,
+            on_checkpoint: Callable[[int], None] | None = None,
+            keep_checkpoint: bool = False) -> RunResult:
     """Train one run to completion (or divergence) and measure it.
 
     ``on_epoch`` receives each epoch's metrics as the epoch ends; ``on_params`` receives
     the learnable activation parameters and ``on_layers`` the per-layer measurements, at
     initialization (epoch 0) and after each epoch.
+
+    With ``checkpoint``, the full training state is written there after every epoch
+    (then ``on_checkpoint(epoch)`` is called) and, if the file holds epoch
+    ``resume_epoch`` of this run, training resumes from it exactly. The file is removed
+    when the run ends unless ``keep_checkpoint``.
     """
     device = device or resolve_device(spec.train.device)
     started = time.perf_counter()
@@ -268,10 +282,21 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         values = weight_statistics(model) + dead_unit_fractions(model, probe)
         return values + (gradients.values() if gradients is not None else [])
 
-    if on_layers is not None and spec.train.layer_stats:
-        on_layers(0, layer_values())
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # (val acc, epoch, state)
-    for epoch in range(1, spec.train.epochs + 1):
+    first_epoch, elapsed_before = 1, 0.0
+    resumed = load_checkpoint(checkpoint, spec.run_id, resume_epoch) if checkpoint else None
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        restore_rng_states(generator, resumed["rng"])
+        step, best = resumed["step"], resumed["best"]
+        epochs = [EpochMetrics(**e) for e in resumed["epochs"]]
+        first_epoch, elapsed_before = resumed["epoch"] + 1, resumed["elapsed"]
+        info["resumed_from_epoch"] = resumed["epoch"]
+        log.info("%s resumes after epoch %d", spec.describe(), resumed["epoch"])
+    elif on_layers is not None and spec.train.layer_stats:
+        on_layers(0, layer_values())
+    for epoch in range(first_epoch, spec.train.epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
@@ -308,7 +333,9 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
                                f"{spec.train.loss_bound:g}")
         except Diverged as signal:
             log.info("%s diverged in epoch %d: %s", spec.describe(), epoch, signal.reason)
-            info["wall_time"] = time.perf_counter() - started
+            info["wall_time"] = elapsed_before + time.perf_counter() - started
+            if checkpoint is not None and not keep_checkpoint:
+                checkpoint.unlink(missing_ok=True)
             return RunResult("diverged", epochs, diverged_epoch=epoch, reason=signal.reason,
                              info=info)
         train_time = time.perf_counter() - epoch_start
@@ -335,10 +362,22 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             last = epoch == spec.train.epochs  # the last epoch's weights are the model's
             best = (val_acc, epoch, {} if last else
                     {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if checkpoint is not None and epoch < spec.train.epochs:
+            save_checkpoint(checkpoint, {
+                "run_id": spec.run_id, "epoch": epoch, "step": step,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": rng_states(generator), "best": best,
+                "epochs": [asdict(e) for e in epochs],
+                "elapsed": elapsed_before + time.perf_counter() - started,
+            })
+            if on_checkpoint is not None:
+                on_checkpoint(epoch)
         collapse = chance_collapse(epochs, data.splits.num_classes, spec.train.chance_epochs)
         if collapse:
             log.info("%s diverged in epoch %d: %s", spec.describe(), epoch, collapse)
-            info["wall_time"] = time.perf_counter() - started
+            info["wall_time"] = elapsed_before + time.perf_counter() - started
+            if checkpoint is not None and not keep_checkpoint:
+                checkpoint.unlink(missing_ok=True)
             return RunResult("diverged", epochs, diverged_epoch=epoch, reason=collapse,
                              info=info)
     final = final_metrics(model, data, spec)
@@ -352,5 +391,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         final.update({f"best_{k}": v for k, v in final.items()
                       if k.startswith("test_")})
     final["peak_memory_mb"] = peak_memory_mb(device)
-    info["wall_time"] = time.perf_counter() - started
+    info["wall_time"] = elapsed_before + time.perf_counter() - started
+    if checkpoint is not None and not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
     return RunResult("completed", epochs, final=final, info=info)

@@ -1,0 +1,131 @@
+"""Exact resume: a run interrupted after an epoch and resumed from its checkpoint ends
+with the same metrics as a run that was never interrupted (CPU)."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from actlab.study import RunSpec
+from actlab.train.engine import run_one
+
+SYNTHETIC = {"name": "synthetic", "options": {"train_size": 400, "test_size": 100},
+             "augment": {"crop_padding": 2, "flip": True}}
+
+
+def spec(**train) -> RunSpec:
+    # Dropout (simple_cnn) and augmentation make the test sensitive to every RNG stream.
+    return RunSpec.model_validate({
+        "model": "simple_cnn", "model_options": {"dropout": 0.3, "width": 8}, "act": "tact",
+        "init": "he_normal", "seed": 3, "data": SYNTHETIC,
+        "train": {"epochs": 3, "batch_size": 32, "schedule": "one_cycle",
+                  "optimizer": {"name": "adam", "lr": 0.003}, **train}})
+
+
+def comparable(result) -> tuple:
+    epochs = [(e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr)
+              for e in result.epochs]
+    final = {k: v for k, v in result.final.items()
+             if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
+    return epochs, final
+
+
+class SimulatedKillError(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path) -> None:
+    reference = run_one(spec())
+    checkpoint = tmp_path / "ckpt.pt"
+    saved: list[int] = []
+
+    def stop_in_epoch_two(metrics) -> None:
+        if metrics.epoch == 2:
+            raise SimulatedKillError  # as if killed before epoch 2's checkpoint was written
+
+    with pytest.raises(SimulatedKillError):
+        run_one(spec(), on_epoch=stop_in_epoch_two, checkpoint=checkpoint,
+                on_checkpoint=saved.append)
+    assert saved == [1]
+    assert checkpoint.exists()
+    resumed = run_one(spec(), checkpoint=checkpoint, resume_epoch=1)
+    assert resumed.info["resumed_from_epoch"] == 1
+    assert comparable(resumed) == comparable(reference)
+    assert not checkpoint.exists()  # removed when the run completes
+
+
+def test_a_checkpoint_of_another_epoch_or_run_is_not_used(tmp_path) -> None:
+    checkpoint = tmp_path / "ckpt.pt"
+    run_one(spec(epochs=2), checkpoint=checkpoint, keep_checkpoint=True)
+    assert checkpoint.exists()  # kept on request (epoch 1 of a 2-epoch run)
+    # The store says epoch 2 (a mismatch) or the file belongs to another run: start over.
+    assert "resumed_from_epoch" not in run_one(spec(epochs=2), checkpoint=checkpoint,
+                                               resume_epoch=2).info
+    other = run_one(spec(epochs=3), checkpoint=checkpoint, resume_epoch=1)
+    assert "resumed_from_epoch" not in other.info
+
+
+def rows(db, query: str):
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_sigkill_in_epoch_two_then_resume_equals_uninterrupted(tmp_path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: resume\nmodel: simple_cnn\nmodel_options: {dropout: 0.3, width: 16}\n"
+        "act: mish\ninit: he_normal\nseeds: [1]\n"
+        "data: {name: synthetic, options: {train_size: 2000, test_size: 200, channels: 3, "
+        "image_size: 32}, augment: standard}\n"
+        "train: {epochs: 3, batch_size: 64, optimizer: {name: sgd, lr: 0.02}}\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def command(db) -> list[str]:
+        return [sys.executable, "-m", "actlab.cli", "run", str(study), "--store", str(db),
+                "--threads", "1"]
+
+    killed_db, clean_db = tmp_path / "killed.db", tmp_path / "clean.db"
+    proc = subprocess.Popen(command(killed_db), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill once epoch 1 is checkpointed
+        try:
+            if rows(killed_db, "SELECT checkpoint_epoch FROM runs") == [(1,)]:
+                break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail("the run never reached its first checkpoint")
+    time.sleep(0.3)  # well into epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert rows(killed_db, "SELECT status FROM runs") == [("running",)]
+
+    for db in (killed_db, clean_db):
+        finished = subprocess.run(command(db), capture_output=True, text=True, env=env,
+                                  timeout=600)
+        assert finished.returncode == 0, finished.stderr
+
+    def outcome(db):
+        curve = rows(db, "SELECT epoch, train_loss, train_acc, val_loss, val_acc, lr "
+                         "FROM epochs ORDER BY epoch")
+        final = json.loads(rows(db, "SELECT final FROM runs")[0][0])
+        return curve, {k: v for k, v in final.items()
+                       if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
+
+    assert rows(killed_db, "SELECT attempts FROM runs") == [(2,)]
+    assert outcome(killed_db) == outcome(clean_db)
+    info = json.loads(rows(killed_db, "SELECT info FROM runs")[0][0])
+    assert info["resumed_from_epoch"] == 1
+    assert not list(tmp_path.glob("*-artifacts/*/*/checkpoint.pt"))
