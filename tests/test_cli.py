@@ -267,3 +267,22 @@ def test_a_diverging_cell_is_recorded_and_the_study_completes(tmp_path) -> None:
     assert "1 completed, 1 diverged" in result.output
     rows = db_rows(db, "SELECT status, diverged_epoch FROM runs ORDER BY status")
     assert rows == [("completed", None), ("diverged", 1)]
+
+
+def test_train_runs_one_cell_and_rerunning_reuses_it(tmp_path) -> None:
+    db = tmp_path / "t.db"
+    args = ["train", "--model", "simple_cnn", "--act", "mish", "--init", "he_normal",
+            "--dataset", "synthetic", "--epochs", "2", "--batch-size", "32", "--lr", "0.01",
+            "--schedule", "one_cycle", "--seed", "4", "-o", "width=8", "--store", str(db),
+            "--threads", "1"]
+    first = runner.invoke(app, args, terminal_width=200)
+    assert first.exit_code == 0, first.output
+    assert "completed simple_cnn mish he_normal seed=4: test_acc" in first.output
+    study = db_rows(db, "SELECT name FROM studies")[0][0]
+    assert study == "train-simple_cnn-mish-he_normal-synthetic-s4"
+    second = runner.invoke(app, args, terminal_width=200)
+    assert "(0 run now" in second.output
+    bad = runner.invoke(app, ["train", "--model", "lenet5", "--optimizer", "lion",
+                              "--store", str(db)])
+    assert bad.exit_code == 2
+    assert "unknown optimizer 'lion'" in bad.output

@@ -217,3 +217,23 @@ def test_layer_measurements_are_reported_per_epoch() -> None:
     # He-normal at init: std = sqrt(2 / fan_in) on the first conv (fan_in 25).
     std0 = {(layer, m): v for layer, m, v in seen[0]}[("features.0", "weight_std")]
     assert std0 == pytest.approx((2 / 25) ** 0.5, rel=0.15)
+
+
+def test_bf16_autocast_runs_and_is_an_execution_setting() -> None:
+    fp32 = spec()
+    bf16 = spec(train={"epochs": 1, "batch_size": 32, "precision": "bf16",
+                       "optimizer": {"name": "sgd", "lr": 0.01}})
+    assert bf16.run_id == spec(train={"epochs": 1, "batch_size": 32,
+                                      "optimizer": {"name": "sgd", "lr": 0.01}}).run_id
+    assert fp32.train.precision == "auto"
+    result = run_one(bf16)
+    assert result.status == "completed"
+    assert np.isfinite(result.final["test_loss"])
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_to_the_same_kind_of_result() -> None:
+    result = run_one(spec(train={"epochs": 1, "batch_size": 32, "compile": True,
+                                 "optimizer": {"name": "sgd", "lr": 0.01}}))
+    assert result.status == "completed"
+    assert result.info["parameters"] == 61_706

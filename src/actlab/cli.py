@@ -45,6 +45,10 @@ DataDirOption = typer.Option(
          "[default: ~/.cache/actlab/data].")
 
 
+ModelOptionsOption = typer.Option(
+    [], "--option", "-o", help="Model option as key=value (repeatable), e.g. -o width=32.")
+
+
 def _store_path(store: Path | None) -> Path:
     return store if store is not None else DEFAULT_STORE
 
@@ -135,11 +139,20 @@ def run(
         False, "--keep-checkpoints", help="Keep each run's last checkpoint when it ends."),
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
+    from actlab.study import load_study
+
+    _execute(load_study(study_file), store, threads, report=report, retry_failed=retry_failed,
+             data_dir=data_dir, keep_checkpoints=keep_checkpoints)
+
+
+def _execute(study: Any, store: Path | None, threads: int | None, *, report: bool = False,
+             retry_failed: bool = False, data_dir: Path | None = None,
+             keep_checkpoints: bool = False) -> Any:
+    """Run a study with a live progress display; returns the summary."""
     from actlab.progress import set_progress_factory
-    from actlab.study import Store, load_study
+    from actlab.study import Store
     from actlab.study.executors import run_study
 
-    study = load_study(study_file)
     threads = _set_threads(threads)
     started = time.perf_counter()
     with Store(_store_path(store)) as db:
@@ -166,10 +179,62 @@ def run(
             f"store {db.path}")
         if report:
             _write_report(db, study.name, None)
+        summary.runs = db.runs_frame(db.study_id(study.name))
     if counts["failed"]:
         err_console.print(f"[red]{counts['failed']} run(s) failed[/]; see `actlab report "
                           f"{study.name}` for their errors, then fix and use --retry-failed.")
         raise typer.Exit(1)
+    return summary
+
+
+@app.command()
+@handle_errors
+def train(
+    model: str = typer.Option("lenet5", "--model", help="A registered model."),
+    act: str = typer.Option("relu", "--act", help="Activation, e.g. 'tact' or "
+                                                   "'leaky_relu(slope=0.3)'."),
+    init: str = typer.Option("default", "--init", help="Initializer, e.g. he_normal."),
+    dataset: str = typer.Option("fashion_mnist", "--dataset", help="A registered dataset."),
+    epochs: int = typer.Option(10, "--epochs"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adam, adamw or rmsprop."),
+    lr: float = typer.Option(0.01, "--lr"),
+    schedule: str = typer.Option("fixed", "--schedule",
+                                 help="e.g. cosine, one_cycle, 'triangular(max_lr=0.1)'."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    augment: str = typer.Option("none", "--augment", help="none, flip or standard."),
+    train_per_class: int | None = typer.Option(None, "--train-per-class",
+                                               help="Keep this many training images per class."),
+    option: list[str] = ModelOptionsOption,
+    name: str | None = typer.Option(None, "--name", help="Study name [default: from the "
+                                                          "settings]."),
+    store: Path | None = StoreOption,
+    threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Train one run from the command line, stored as a one-cell study (re-running the
+    same command resumes or reuses it)."""
+    from actlab.study import parse_study
+
+    settings = {
+        "model": model, "model_options": _parse_model_options(option), "act": act,
+        "init": init,
+        "data": {"name": dataset, "augment": augment, "train_per_class": train_per_class},
+        "train": {"epochs": epochs, "batch_size": batch_size, "schedule": schedule,
+                  "device": device, "optimizer": {"name": optimizer, "lr": lr}},
+        "seeds": [seed],
+    }
+    label = name or "train-" + "-".join(
+        "".join(c if c.isalnum() or c in "._" else "_" for c in part)
+        for part in (model, act, init, dataset, f"s{seed}"))[:90]
+    study = parse_study({"name": label, **settings}, source="actlab train")
+    summary = _execute(study, store, threads, data_dir=data_dir)
+    row = summary.runs.iloc[0]
+    metrics = [(key, row.get(key)) for key in ("test_acc", "test_top3", "test_loss",
+                                               "test_macro_f1", "best_val_epoch")]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics if v is not None and v == v)
+    console.print(f"[bold]{row['status']}[/] {study.expand()[0].describe()}: {shown}")
 
 
 def _write_report(db: Any, study: str, out: Path | None) -> Path:
@@ -318,8 +383,6 @@ def _activation_details(pattern: str) -> None:
 models_app = typer.Typer(no_args_is_help=True, help="Describe the model zoo.")
 app.add_typer(models_app, name="models")
 
-ModelOptionsOption = typer.Option(
-    [], "--option", "-o", help="Model option as key=value (repeatable), e.g. -o width=32.")
 
 
 def _parse_model_options(pairs: list[str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import functools
 import logging
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 
 from actlab.study.plan import Study
 from actlab.study.spec import RunSpec
@@ -40,6 +41,7 @@ class StudySummary:
     counts: dict[str, int]
     ran: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    runs: Any = None  # the study's runs frame, filled in by callers that want it
 
 
 def run_study(store: Store, study: Study, events: RunEvents | None = None,

@@ -25,7 +25,7 @@ from actlab.train.schedules import resolve_schedule
 #: Fields that say where or how a run executes, not what it computes.
 EXECUTION_FIELDS: dict[str, Any] = {
     "data": {"data_dir"},
-    "train": {"device", "channels_last"},
+    "train": {"device", "channels_last", "precision", "compile", "deterministic"},
 }
 #: Fields added after stores existed: left out of the run id while at their default, so
 #: adding them did not change the id of any earlier run.
@@ -209,8 +209,14 @@ class TrainSpec(StrictModel):
     test_each_epoch: bool = False
     layer_stats: bool = True
     grad_stats: bool = False
+    # Execution settings (not part of the run id): device, memory format, precision
+    # (auto = bf16 autocast on CUDA, fp32 on CPU where bf16 measured 3-13x slower),
+    # torch.compile, and deterministic CUDA kernels (CPU runs are deterministic anyway).
     device: Literal["auto", "cpu", "cuda"] = "auto"
     channels_last: bool | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+    deterministic: bool = False
 
     @field_validator("schedule", mode="before")
     @classmethod

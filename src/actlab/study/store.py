@@ -372,7 +372,8 @@ class Store:
             spec = RunSpec.model_validate_json(row["spec"])
             final = json.loads(row["final"]) if row["final"] else {}
             info = json.loads(row["info"]) if row["info"] else {}
-            final.pop("confusion", None)
+            for key in [k for k in final if k.endswith("confusion")]:
+                final.pop(key)
             records.append({
                 "run_id": row["run_id"], "model": spec.model, "act": spec.act,
                 "init": spec.init, "seed": spec.seed, "dataset": spec.data.name,
