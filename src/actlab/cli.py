@@ -187,6 +187,55 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
     return summary
 
 
+@app.command("lr-find")
+@handle_errors
+def lr_find(
+    model: str = typer.Option("lenet5", "--model", help="A registered model."),
+    act: str = typer.Option("relu", "--act", help="Activation."),
+    init: str = typer.Option("default", "--init", help="Initializer."),
+    dataset: str = typer.Option("fashion_mnist", "--dataset", help="A registered dataset."),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adam, adamw or rmsprop."),
+    start: float = typer.Option(1e-6, "--start", help="First learning rate."),
+    end: float = typer.Option(10.0, "--end", help="Last learning rate."),
+    steps: int = typer.Option(100, "--steps", help="Optimizer steps (lr grows geometrically)."),
+    seed: int = typer.Option(0, "--seed"),
+    option: list[str] = ModelOptionsOption,
+    threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+    data_dir: Path | None = DataDirOption,
+    out: Path = typer.Option(Path("lr-find.png"), "--out", help="Plot (PNG)."),
+) -> None:
+    """Learning-rate range test: loss against an exponentially growing lr, with the
+    suggested range (Smith 2017); writes a plot and a CSV beside it."""
+    import pandas as pd
+
+    from actlab.report.plots import lr_find_figure, save
+    from actlab.study import RunSpec
+    from actlab.train.lr_find import lr_range_test
+
+    _set_threads(threads)
+    try:
+        spec = RunSpec.model_validate({
+            "model": model, "model_options": _parse_model_options(option), "act": act,
+            "init": init, "seed": seed,
+            "data": {"name": dataset, "data_dir": str(data_dir) if data_dir else None},
+            "train": {"batch_size": batch_size, "optimizer": {"name": optimizer, "lr": start}},
+        })
+        result = lr_range_test(spec, start, end, steps)
+    except ValueError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    low, high = result.suggested_range
+    save(lr_find_figure(result.lrs, result.losses, result.smoothed, (low, high),
+                        title=f"{spec.describe()} on {dataset}"), out)
+    pd.DataFrame({"lr": result.lrs, "loss": result.losses, "smoothed": result.smoothed}
+                 ).to_csv(out.with_suffix(".csv"), index=False)
+    console.print(f"steepest descent at lr {result.suggested_lr:.3g}; minimum loss at "
+                  f"{result.min_loss_lr:.3g}; suggested range {low:.3g} - {high:.3g}"
+                  f"{' (stopped when the loss blew up)' if result.stopped_early else ''}")
+    console.print(f"plot: {out}; values: {out.with_suffix('.csv')}")
+
+
 @app.command()
 @handle_errors
 def train(

@@ -60,3 +60,22 @@ def save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def lr_find_figure(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
+                   suggested_range: tuple[float, float], title: str = "") -> plt.Figure:
+    """Loss against learning rate (log axis), raw and smoothed, with the suggested range."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(lrs, losses, color="0.75", linewidth=0.8, label="loss per step")
+    ax.plot(lrs, smoothed, color="tab:blue", linewidth=1.8, label="smoothed")
+    ax.axvspan(*suggested_range, color="tab:green", alpha=0.15, label="suggested range")
+    ax.set_xscale("log")
+    finite = [v for v in smoothed if v == v and abs(v) != float("inf")]
+    if finite:  # keep the blow-up at the end from flattening the interesting part
+        ax.set_ylim(min(finite) * 0.9, min(max(finite), 4 * min(finite)) * 1.1)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
