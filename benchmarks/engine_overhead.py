@@ -67,16 +67,24 @@ def main() -> None:
     data = DeviceData(splits, torch.device("cpu"), torch.channels_last)
     _, template = engine.prepare(spec, torch.device("cpu"))
 
-    engine_times, minimal_times = [], []
-    for epoch in range(args.epochs + 1):  # epoch 0 warms up both and is discarded
+    # Light measurements are the defaults (per-epoch layer statistics); heavy ones add a
+    # gradient norm per layer per step (train.grad_stats).
+    heavy_spec = spec.model_copy(update={"train": spec.train.model_copy(
+        update={"grad_stats": True})})
+    engine_times, heavy_times, minimal_times = [], [], []
+    for epoch in range(args.epochs + 1):  # epoch 0 warms up all and is discarded
         result = engine.run_one(spec)
         engine_epoch = len(data.train) / result.epochs[0].images_per_s
+        heavy = engine.run_one(heavy_spec)
+        heavy_epoch = len(data.train) / heavy.epochs[0].images_per_s
         model = copy.deepcopy(template)
         minimal = minimal_epoch(model, data, args.batch_size, 0.01, epoch)
         if epoch > 0:
             engine_times.append(engine_epoch)
+            heavy_times.append(heavy_epoch)
             minimal_times.append(minimal)
     engine_median = statistics.median(engine_times)
+    heavy_median = statistics.median(heavy_times)
     minimal_median = statistics.median(minimal_times)
     ratio = engine_median / minimal_median
     images = len(data.train)
@@ -84,7 +92,11 @@ def main() -> None:
           f"{args.batch_size}, {args.threads} threads, channels_last)")
     print(f"  minimal loop : {minimal_median:.3f} s/epoch  {images / minimal_median:,.0f} img/s")
     print(f"  actlab engine: {engine_median:.3f} s/epoch  {images / engine_median:,.0f} img/s")
+    print(f"  engine + grad norms per layer per step: {heavy_median:.3f} s/epoch  "
+          f"{images / heavy_median:,.0f} img/s")
     print(f"  overhead ratio (engine / minimal, median of {args.epochs}): {ratio:.3f}")
+    print(f"  heavy measurements ratio (grad_stats / minimal): "
+          f"{heavy_median / minimal_median:.3f}")
     print(f"  machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{date.today()}")
 
