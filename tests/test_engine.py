@@ -43,6 +43,7 @@ def test_training_learns_and_records_every_measurement() -> None:
     assert result.info["activation_sites"] == 4
     assert result.info["env"]["torch"] == torch.__version__
     assert all(e.images_per_s > 0 and e.epoch_time > 0 for e in result.epochs)
+    assert all(e.peak_memory_mb > 0 for e in result.epochs)
 
 
 @pytest.mark.parametrize(("model", "options", "act", "init"), [

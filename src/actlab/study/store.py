@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
-                 "images_per_s", "test_loss", "test_acc")
+                 "images_per_s", "test_loss", "test_acc", "peak_memory_mb")
 #: Columns (table, column, type) added by each schema version, so an older store is
 #: upgraded in place; new tables come from SCHEMA's CREATE TABLE IF NOT EXISTS.
 MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
     2: [("epochs", "test_loss", "REAL"), ("epochs", "test_acc", "REAL"),
+        ("epochs", "peak_memory_mb", "REAL"),
         ("runs", "checkpoint_epoch", "INTEGER")],
 }
 

@@ -74,6 +74,8 @@ class EpochMetrics:
     images_per_s: float
     test_loss: float | None = None  # with train.test_each_epoch
     test_acc: float | None = None
+    # CUDA: the epoch's peak allocated memory; CPU: the process's peak resident set so far.
+    peak_memory_mb: float | None = None
 
 
 @dataclass
@@ -324,6 +326,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         on_layers(0, layer_values())
     for epoch in range(first_epoch, spec.train.epochs + 1):
         model.train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
@@ -374,7 +378,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             epoch=epoch, train_loss=train_loss, train_acc=correct.item() / seen,
             val_loss=val_loss, val_acc=val_acc, lr=lr,
             epoch_time=time.perf_counter() - epoch_start, images_per_s=seen / train_time,
-            test_loss=test_loss, test_acc=test_acc,
+            test_loss=test_loss, test_acc=test_acc, peak_memory_mb=peak_memory_mb(device),
         )
         epochs.append(metrics)
         if on_epoch is not None:
