@@ -8,7 +8,7 @@ from torch import nn
 
 from actlab.activations import matched_gain
 from actlab.inits import INITS, apply_init
-from actlab.inits.lsuv import forward_order
+from actlab.inits.base import weighted_layers
 from actlab.models import build_model
 from actlab.study import StudyError, parse_study
 
@@ -115,7 +115,7 @@ def _layer_output_stds(model: nn.Module, batch: torch.Tensor) -> dict[str, float
     stds: dict[str, float] = {}
     hooks = [layer.register_forward_hook(
         lambda _m, _i, out, name=name: stds.__setitem__(name, out.std().item()))
-        for name, layer in forward_order(model, batch)]
+        for name, layer in weighted_layers(model)]
     with torch.no_grad():
         model(batch)
     for hook in hooks:

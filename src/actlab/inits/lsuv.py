@@ -17,23 +17,6 @@ from actlab.inits.base import Initializer, register_init, reset_norm_layers, wei
 from actlab.inits.standard import Orthogonal
 
 
-def forward_order(model: nn.Module, batch: torch.Tensor) -> list[tuple[str, nn.Module]]:
-    """Conv/Linear layers in the order a forward pass calls them."""
-    order: list[tuple[str, nn.Module]] = []
-    names = {id(m): n for n, m in weighted_layers(model)}
-    handles = [m.register_forward_hook(
-        lambda mod, _i, _o: order.append((names[id(mod)], mod)) if all(
-            mod is not seen for _, seen in order) else None)
-        for _, m in weighted_layers(model)]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
-
-
 @register_init("lsuv")
 class LSUV(Initializer):
     """Orthonormal init, then per layer scale W by 1/std(output) until |std - 1| < tol."""

@@ -397,19 +397,20 @@ class Store:
 
     def params_frame(self, study_id: int) -> pd.DataFrame:
         """One row per (run, epoch, site, parameter) of learnable activations."""
-        frame = pd.read_sql_query(
-            "SELECT p.run_id, p.epoch, p.site, p.name, p.value FROM params p "
-            "JOIN runs r USING (study_id, run_id) WHERE p.study_id=? AND r.in_plan=1 "
-            "ORDER BY r.position, p.epoch, p.site, p.name", self.conn, params=(study_id,))
-        runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed"]]
-        return frame.merge(runs, on="run_id")
+        return self._long_frame(study_id, "params", ("site", "name"))
 
     def layers_frame(self, study_id: int) -> pd.DataFrame:
         """One row per (run, epoch, layer, metric): weight mean/std, grad norm, dead units."""
+        return self._long_frame(study_id, "layers", ("layer", "metric"))
+
+    def _long_frame(self, study_id: int, table: str, keys: tuple[str, str]) -> pd.DataFrame:
+        """Rows of a (run, epoch, key..., value) table for runs in the plan, with the run's
+        spec fields."""
+        key_list = ", ".join(f"t.{k}" for k in keys)
         frame = pd.read_sql_query(
-            "SELECT l.run_id, l.epoch, l.layer, l.metric, l.value FROM layers l "
-            "JOIN runs r USING (study_id, run_id) WHERE l.study_id=? AND r.in_plan=1 "
-            "ORDER BY r.position, l.epoch, l.layer, l.metric", self.conn, params=(study_id,))
+            f"SELECT t.run_id, t.epoch, {key_list}, t.value FROM {table} t "
+            "JOIN runs r USING (study_id, run_id) WHERE t.study_id=? AND r.in_plan=1 "
+            f"ORDER BY r.position, t.epoch, {key_list}", self.conn, params=(study_id,))
         runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed"]]
         return frame.merge(runs, on="run_id")
 
