@@ -1,11 +1,15 @@
 """Study files: load, validate and expand into run specs.
 
-A study file is YAML. Top-level run fields (``model``, ``act``, ``init``, ``gain``,
-``data``, ``train``, ``model_options``) give the base run; ``grid`` maps an axis (a run
-field, a dotted path such as ``train.optimizer.lr``, or a shorthand such as ``lr``) to
-the list of its values; ``seeds`` is a count (0..n-1) or a list. The plan is the
-Cartesian product of the axes times the seeds, in file order. Every problem is collected
-before anything runs and reported together, each with the cell it occurs in.
+A study file is YAML (docs/study-files.md). Top-level run fields (``model``, ``act``,
+``init``, ``gain``, ``data``, ``train``, ``model_options``) give the base run; ``grid``
+maps an axis (a run field, a dotted path such as ``train.optimizer.lr``, or a shorthand
+such as ``lr``) to the list of its values; ``zip`` groups axes that vary together;
+``exclude`` drops matching cells and ``include`` adds cells; ``per_model`` overrides
+fields for one model; ``variants`` names activation/initializer choices; ``extends``
+starts from another study file; ``seeds`` is a count (0..n-1) or a list. The plan is
+the product of the grid axes and zip groups (file order), minus exclusions, plus
+inclusions, times the seeds. Every problem is collected before anything runs and
+reported together, each with the cell it occurs in.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from actlab.study.spec import RunSpec, StrictModel
 
-STUDY_KEYS = {"name", "description", "grid", "seeds"}
+STUDY_KEYS = {"name", "description", "grid", "seeds", "zip", "exclude", "include",
+              "per_model", "variants", "extends"}
 
 #: Short axis names for the fields studies vary most.
 AXIS_SHORTHANDS = {
@@ -78,13 +83,46 @@ def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
     target[leaf] = value
 
 
+def _axis_path(axis: str, kind: str = "grid") -> str:
+    path = AXIS_SHORTHANDS.get(axis, axis)
+    if path == "seed":
+        raise ValueError("vary seeds with the top-level `seeds:` key, not an axis")
+    if path not in RUN_FIELD_PATHS:
+        valid = sorted(p for p in RUN_FIELD_PATHS | set(AXIS_SHORTHANDS) if p != "seed")
+        raise ValueError(f"unknown {kind} axis '{axis}'; use one of: {', '.join(valid)}")
+    return path
+
+
+def _canonical(path: str, value: Any) -> Any:
+    """A written value in the form the run spec stores it, so that ``exclude: {act:
+    LReLU(slope=0.3)}`` matches a cell written ``leaky_relu(slope=0.3)``."""
+    from actlab.activations import resolve_act
+    from actlab.data import DATASETS
+    from actlab.inits import resolve_init
+    from actlab.models import MODELS
+    from actlab.train.schedules import resolve_schedule
+
+    resolvers = {"act": lambda v: resolve_act(v).label, "init": lambda v: resolve_init(v).label,
+                 "model": MODELS.canonical, "data.name": DATASETS.canonical,
+                 "train.schedule": lambda v: resolve_schedule(v).label}
+    try:
+        return resolvers[path](value) if path in resolvers else value
+    except (KeyError, ValueError, TypeError):
+        return value  # an invalid value is reported when its cell is validated
+
+
 class Study(StrictModel):
-    """A validated study: a base run, grid axes and seeds."""
+    """A validated study: a base run, axes (grid and zip groups), rules and seeds."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: list[dict[str, list[Any]]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    include: list[dict[str, Any]] = Field(default_factory=list)
+    per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    variants: dict[str, Any] = Field(default_factory=dict)
     seeds: int | list[int] = 1
 
     @field_validator("grid")
@@ -92,17 +130,39 @@ class Study(StrictModel):
     def _axes_known(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
         resolved: dict[str, list[Any]] = {}
         for axis, values in grid.items():
-            path = AXIS_SHORTHANDS.get(axis, axis)
-            if path == "seed":
-                raise ValueError("vary seeds with the top-level `seeds:` key, not a grid axis")
-            if path not in RUN_FIELD_PATHS:
-                valid = sorted(p for p in RUN_FIELD_PATHS | set(AXIS_SHORTHANDS) if p != "seed")
-                raise ValueError(f"unknown grid axis '{axis}'; use one of: {', '.join(valid)}")
+            path = _axis_path(axis)
             if not values:
                 raise ValueError(f"grid axis '{axis}' has no values")
             if path in resolved:
                 raise ValueError(f"grid axis '{axis}' is given twice")
             resolved[path] = list(values)
+        return resolved
+
+    @field_validator("zip")
+    @classmethod
+    def _zip_groups(cls, groups: list[dict[str, list[Any]]]) -> list[dict[str, list[Any]]]:
+        resolved = []
+        for index, group in enumerate(groups):
+            if len(group) < 2:
+                raise ValueError(f"zip group {index + 1} needs at least two axes that vary "
+                                 "together (a single axis belongs in grid)")
+            lengths = {axis: len(values) for axis, values in group.items()}
+            if len(set(lengths.values())) != 1 or 0 in lengths.values():
+                raise ValueError(f"zip group {index + 1}: the axes must have the same, non-zero "
+                                 f"number of values; got {lengths}")
+            resolved.append({_axis_path(axis, "zip"): list(values)
+                             for axis, values in group.items()})
+        return resolved
+
+    @field_validator("exclude", "include")
+    @classmethod
+    def _rules(cls, rules: list[dict[str, Any]], info: Any) -> list[dict[str, Any]]:
+        resolved = []
+        for rule in rules:
+            if not rule:
+                raise ValueError(f"an {info.field_name} entry must name at least one field")
+            resolved.append({_axis_path(axis, info.field_name): value
+                             for axis, value in rule.items()})
         return resolved
 
     @field_validator("seeds")
@@ -114,27 +174,70 @@ class Study(StrictModel):
             raise ValueError("seeds must be a non-empty list of distinct integers")
         return seeds
 
+    @model_validator(mode="after")
+    def _axes_once(self) -> Study:
+        seen = list(self.grid)
+        for group in self.zip:
+            seen += list(group)
+        repeated = sorted({p for p in seen if seen.count(p) > 1})
+        if repeated:
+            raise ValueError(f"axis {', '.join(repeated)} is given in more than one of grid "
+                             "and zip")
+        return self
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
+    def _excluded(self, cell: dict[str, Any]) -> bool:
+        for rule in self.exclude:
+            if all(path in cell and _matches(path, cell[path], wanted)
+                   for path, wanted in rule.items()):
+                return True
+        return False
+
     def cells(self) -> Iterable[dict[str, Any]]:
-        """Each grid cell as ``{axis_path: value}``, seeds innermost, in file order."""
-        axes = list(self.grid)
-        for values in itertools.product(*(self.grid[a] for a in axes)):
+        """Each cell as ``{axis_path: value}``: grid axes and zip groups in file order,
+        minus exclusions, then the inclusions; seeds innermost."""
+        axes: list[list[dict[str, Any]]] = [
+            [{path: value} for value in values] for path, values in self.grid.items()]
+        axes += [[dict(zip(group, row, strict=True)) for row in zip(*group.values(), strict=True)]
+                 for group in self.zip]
+        for combination in itertools.product(*axes):
+            cell: dict[str, Any] = {}
+            for part in combination:
+                cell.update(part)
+            if self._excluded(cell):
+                continue
             for seed in self.seed_list:
-                yield {**dict(zip(axes, values, strict=True)), "seed": seed}
+                yield {**cell, "seed": seed}
+        for extra in self.include:
+            for seed in self.seed_list:
+                yield {**extra, "seed": seed}
+
+    def _raw_spec(self, cell: dict[str, Any]) -> dict[str, Any]:
+        raw = copy.deepcopy(self.base)
+        for path, value in cell.items():
+            _set_path(raw, path, value)
+        model = raw.get("model", RunSpec.model_fields["model"].default)
+        for name, overrides in self.per_model.items():
+            if _canonical("model", name) == _canonical("model", model):
+                for path, value in _flatten(overrides).items():
+                    if path not in cell:  # an explicit axis value wins over the override
+                        _set_path(raw, path, copy.deepcopy(value))
+        for field in ("act", "init"):
+            value = raw.get(field)
+            if isinstance(value, str) and value in self.variants:
+                raw[field] = self.variants[value]
+        return raw
 
     def expand(self) -> list[RunSpec]:
         """The run specs of every cell; raises :class:`StudyError` listing all problems."""
         specs: list[RunSpec] = []
         problems: dict[str, None] = {}  # ordered set: one line per distinct problem
         for cell in self.cells():
-            raw = copy.deepcopy(self.base)
-            for path, value in cell.items():
-                _set_path(raw, path, value)
             try:
-                specs.append(RunSpec.model_validate(raw))
+                specs.append(RunSpec.model_validate(self._raw_spec(cell)))
             except ValidationError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in cell.items() if k != "seed")
                 for line in format_validation_error(exc):
@@ -146,9 +249,27 @@ class Study(StrictModel):
             if spec.run_id in seen:
                 raise StudyError(f"study '{self.name}'", [
                     f"two cells describe the same run ({spec.describe()}); "
-                    "remove the duplicate grid value"])
+                    "remove the duplicate grid value or include entry"])
             seen[spec.run_id] = spec
         return specs
+
+
+def _matches(path: str, value: Any, wanted: Any) -> bool:
+    options = wanted if isinstance(wanted, list) else [wanted]
+    return any(_canonical(path, value) == _canonical(path, option) for option in options)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{train: {epochs: 3}}`` or ``{train.epochs: 3}`` -> ``{"train.epochs": 3}``
+    (model_options stay a mapping: they are one field)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        path = AXIS_SHORTHANDS.get(f"{prefix}{key}", f"{prefix}{key}")
+        if isinstance(value, dict) and path not in ("model_options", "data.options"):
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
 
 
 def parse_study(data: Any, source: str = "study") -> Study:
@@ -163,6 +284,9 @@ def parse_study(data: Any, source: str = "study") -> Study:
                                   f"allowed keys: {allowed}"])
     if "seed" in base:
         raise StudyError(source, ["use `seeds:` (a count or a list) instead of `seed:`"])
+    if "extends" in data:
+        raise StudyError(source, ["`extends:` is resolved when a study is loaded from a file "
+                                  "(load_study); merge the mappings yourself here"])
     try:
         return Study.model_validate({**{k: data[k] for k in STUDY_KEYS if k in data},
                                      "base": base})
@@ -170,9 +294,7 @@ def parse_study(data: Any, source: str = "study") -> Study:
         raise StudyError(source, format_validation_error(exc)) from None
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; errors name the file and each problem."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -180,12 +302,48 @@ def load_study(path: str | Path) -> Study:
     except OSError as exc:
         raise StudyError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise StudyError(str(path), [f"YAML syntax error{where}: {problem}"]) from None
-    study = parse_study(data, str(path))
+
+
+def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: mappings merge key by key, anything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """A study file's mapping with its ``extends:`` chain resolved (paths relative to the
+    file that names them)."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    parent = Path(str(data.pop("extends"))).expanduser()
+    if not parent.is_absolute():
+        parent = path.parent / parent
+    if parent.resolve() in {p.resolve() for p in (*chain, path)}:
+        raise StudyError(str(path), [f"extends: {parent} is part of a cycle "
+                                     f"({' -> '.join(str(p) for p in (*chain, path, parent))})"])
+    if "name" not in data:
+        raise StudyError(str(path), ["a study that extends another needs its own `name:`"])
+    base = load_document(parent, (*chain, path))
+    if not isinstance(base, dict):
+        raise StudyError(str(parent), ["a study file must be a YAML mapping of keys to values"])
+    return deep_merge(base, data)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; errors name the file and each problem."""
+    path = Path(path)
+    study = parse_study(load_document(path), str(path))
     study.expand()  # validate every cell now, before anything runs
     return study
