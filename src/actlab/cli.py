@@ -137,23 +137,30 @@ def run(
     data_dir: Path | None = DataDirOption,
     keep_checkpoints: bool = typer.Option(
         False, "--keep-checkpoints", help="Keep each run's last checkpoint when it ends."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
+                             help="Runs in parallel (worker processes); the threads are "
+                                  "split between them."),
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
     from actlab.study import load_study
 
     _execute(load_study(study_file), store, threads, report=report, retry_failed=retry_failed,
-             data_dir=data_dir, keep_checkpoints=keep_checkpoints)
+             data_dir=data_dir, keep_checkpoints=keep_checkpoints, jobs=jobs)
 
 
 def _execute(study: Any, store: Path | None, threads: int | None, *, report: bool = False,
              retry_failed: bool = False, data_dir: Path | None = None,
-             keep_checkpoints: bool = False) -> Any:
+             keep_checkpoints: bool = False, jobs: int = 1) -> Any:
     """Run a study with a live progress display; returns the summary."""
     from actlab.progress import set_progress_factory
     from actlab.study import Store
-    from actlab.study.executors import run_study
+    from actlab.study.executors import run_study, run_study_local
 
     threads = _set_threads(threads)
+    if jobs > threads:
+        err_console.print(f"[yellow]note[/]: {jobs} jobs on {threads} thread(s): each job gets "
+                          "one thread, so the machine is oversubscribed (much slower); use "
+                          f"--jobs {threads} or fewer.")
     started = time.perf_counter()
     with Store(_store_path(store)) as db:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -162,8 +169,21 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
             # Long data work inside runs (decoding an image folder) shows as a task here.
             set_progress_factory(functools.partial(_task_in, progress))
             try:
-                summary = run_study(db, study, ProgressEvents(progress), retry_failed,
-                                    str(data_dir) if data_dir else None, keep_checkpoints)
+                if jobs > 1:
+                    overall = progress.add_task(f"study {study.name} ({jobs} jobs)",
+                                                total=len(study.expand()))
+
+                    def show(counts: dict[str, int]) -> None:
+                        done = counts["completed"] + counts["diverged"] + counts["failed"]
+                        progress.update(overall, completed=done, description=(
+                            f"study {study.name} ({jobs} jobs, {counts['running']} running)"))
+
+                    summary = run_study_local(
+                        db, study, jobs, max(1, threads // jobs), show, retry_failed,
+                        str(data_dir) if data_dir else None, keep_checkpoints)
+                else:
+                    summary = run_study(db, study, ProgressEvents(progress), retry_failed,
+                                        str(data_dir) if data_dir else None, keep_checkpoints)
             except KeyboardInterrupt:
                 progress.stop()
                 err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "
@@ -175,7 +195,8 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
         console.print(
             f"study [bold]{study.name}[/]: {counts['completed']} completed, "
             f"{counts['diverged']} diverged, {counts['failed']} failed "
-            f"({summary.ran} run now, {time.perf_counter() - started:.0f} s, {threads} threads); "
+            f"({summary.ran} run now, {time.perf_counter() - started:.0f} s, {threads} threads"
+            f"{f' in {jobs} jobs' if jobs > 1 else ''}); "
             f"store {db.path}")
         if report:
             _write_report(db, study.name, None)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,3 +103,59 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
         summary.ran += 1
     summary.counts = store.counts(study_id)
     return summary
+
+
+def _local_worker(store_path: str, study_document: dict, threads: int, retry_failed: bool,
+                  data_dir: str | None, keep_checkpoints: bool) -> None:
+    """One process of the local executor: claim and train runs until none is left."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with Store(store_path) as store:
+        run_study(store, Study.model_validate(study_document), None, retry_failed, data_dir,
+                  keep_checkpoints)
+
+
+def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
+                    on_progress: Callable[[dict[str, int]], None] | None = None,
+                    retry_failed: bool = False, data_dir: str | None = None,
+                    keep_checkpoints: bool = False, poll_s: float = 0.5) -> StudySummary:
+    """The local executor: ``jobs`` worker processes split the study through the store's
+    atomic claims (each worker a serial executor with ``threads_per_job`` torch threads).
+
+    The store is the only channel: workers claim, heartbeat and write their own runs, and
+    this process reports progress by reading the counts. A worker that dies leaves its
+    run to be reclaimed (and resumed from its checkpoint) by any later ``actlab run``.
+    """
+    specs = study.expand()
+    study_id = store.register_study(study, specs)
+    if retry_failed:
+        store.reset_failed(study_id)
+    finished = ("completed", "diverged", "failed")
+    before = sum(store.counts(study_id)[s] for s in finished)
+    context = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
+    workers = [context.Process(target=_local_worker, name=f"actlab-worker-{index}", args=(
+        str(store.path), study.model_dump(), threads_per_job, False, data_dir,
+        keep_checkpoints)) for index in range(jobs)]
+    for worker in workers:
+        worker.start()
+    try:
+        while any(worker.is_alive() for worker in workers):
+            if on_progress is not None:
+                on_progress(store.counts(study_id))
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        for worker in workers:
+            worker.terminate()
+        raise
+    finally:
+        for worker in workers:
+            worker.join()
+    counts = store.counts(study_id)
+    if on_progress is not None:
+        on_progress(counts)
+    crashed = [w.name for w in workers if w.exitcode not in (0, None)]
+    if crashed:
+        log.error("local executor: worker(s) %s exited abnormally; their runs are reclaimed "
+                  "by the next `actlab run`", ", ".join(crashed))
+    return StudySummary(counts=counts, ran=sum(counts[s] for s in finished) - before)

@@ -149,16 +149,31 @@ class Store:
         self.stale_after = stale_after
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA busy_timeout=60000")
-            with self.transaction():
-                self._create_schema()
+            self._open()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store at {self.path}: {exc}. Choose a "
                              "writable location with --store or ACTLAB_STORE.") from exc
+
+    def _open(self, attempts: int = 200) -> None:
+        """Connect, switch to WAL and create the schema. Several processes may open a new
+        store at the same moment; switching the journal mode does not wait for a lock
+        (SQLite answers 'database is locked' at once), so that race is retried."""
+        for attempt in range(attempts):
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            try:
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA foreign_keys=ON")
+                with self.transaction(immediate=True):
+                    self._create_schema()
+                return
+            except sqlite3.OperationalError as exc:
+                self.conn.close()
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
 
     def _create_schema(self) -> None:
         row = (self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
