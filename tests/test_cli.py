@@ -286,3 +286,37 @@ def test_train_runs_one_cell_and_rerunning_reuses_it(tmp_path) -> None:
                               "--store", str(db)])
     assert bad.exit_code == 2
     assert "unknown optimizer 'lion'" in bad.output
+
+
+def test_runs_export_delete_and_the_python_api(tmp_path, tiny_study_file) -> None:
+    import actlab
+
+    db = tmp_path / "s.db"
+    assert invoke("run", str(tiny_study_file), "--store", str(db), "--threads", "1"
+                  ).exit_code == 0
+    table = runner.invoke(app, ["runs", "tiny", "--store", str(db), "-w", "act=tanh"],
+                          terminal_width=250)
+    assert table.exit_code == 0, table.output
+    assert "tiny: 4 run(s)" in table.output
+    bad = runner.invoke(app, ["runs", "tiny", "--store", str(db), "-w", "colour=red"])
+    assert bad.exit_code == 2
+    out = tmp_path / "export"
+    exported = runner.invoke(app, ["export", "tiny", "--store", str(db), "-f", "jsonl",
+                                   "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 8
+    assert len((out / "epochs.jsonl").read_text().splitlines()) == 16
+    with actlab.open_store(db) as store:
+        view = store.study("tiny")
+        assert len(view.runs()) == 8
+        assert set(view.layers()["metric"]) >= {"weight_mean", "weight_std"}
+    refused = runner.invoke(app, ["delete", "tiny", "--store", str(db)], input="n\n")
+    assert refused.exit_code == 1
+    deleted = runner.invoke(app, ["delete", "tiny", "--store", str(db), "--yes"])
+    assert deleted.exit_code == 0
+    assert "deleted study 'tiny' (8 runs)" in deleted.output
+    assert db_rows(db, "SELECT COUNT(*) FROM runs") == [(0,)]
+    assert db_rows(db, "SELECT COUNT(*) FROM epochs") == [(0,)]
+    gone = runner.invoke(app, ["runs", "tiny", "--store", str(db)])
+    assert gone.exit_code == 2
+    assert "no study named 'tiny'" in gone.output

@@ -386,6 +386,113 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
         console.print(table)
 
 
+def _open_existing(store: Path | None) -> Any:
+    from actlab.study import Store
+
+    path = _store_path(store)
+    if not path.exists():
+        err_console.print(f"[bold red]error:[/] no run store at {path}; run a study first "
+                          "(`actlab run STUDY.yaml`) or pass --store.")
+        raise typer.Exit(2)
+    return Store(path)
+
+
+RUN_COLUMNS = ("model", "act", "init", "seed", "status", "test_acc", "test_loss",
+               "best_val_epoch", "diverged_epoch", "wall_time", "run_id")
+
+
+@app.command()
+@handle_errors
+def runs(
+    study: str = typer.Argument(..., help="Study name."),
+    store: Path | None = StoreOption,
+    where: list[str] = typer.Option(
+        [], "--where", "-w", help="Filter as column=value (repeatable), e.g. -w act=mish "
+                                  "-w status=diverged."),
+    columns: str = typer.Option(",".join(RUN_COLUMNS), "--columns",
+                                help="Comma-separated columns to show."),
+) -> None:
+    """The runs of a study as a table (filterable)."""
+    with _open_existing(store) as db:
+        frame = db.study(study).runs()
+    for condition in where:
+        key, sep, value = condition.partition("=")
+        if not sep or key not in frame.columns:
+            err_console.print(f"[bold red]error:[/] cannot filter on '{condition}'; columns: "
+                              f"{', '.join(frame.columns)}")
+            raise typer.Exit(2)
+        frame = frame[frame[key].astype(str) == value]
+    chosen = [c.strip() for c in columns.split(",") if c.strip() in frame.columns]
+    table = Table(title=f"{study}: {len(frame)} run(s)")
+    for column in chosen:
+        table.add_column(column)
+    for _, row in frame.iterrows():
+        table.add_row(*(_cell(row[c]) for c in chosen))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@app.command()
+@handle_errors
+def export(
+    study: str = typer.Argument(..., help="Study name."),
+    store: Path | None = StoreOption,
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, jsonl or parquet."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Folder [default: exports/STUDY beside the store]."),
+) -> None:
+    """Write a study's runs, epochs, params and layers tables as files."""
+    if fmt not in ("csv", "jsonl", "parquet"):
+        err_console.print(f"[bold red]error:[/] unknown format '{fmt}'; use csv, jsonl or "
+                          "parquet")
+        raise typer.Exit(2)
+    with _open_existing(store) as db:
+        view = db.study(study)
+        frames = {"runs": view.runs(), "epochs": view.epochs(), "params": view.params(),
+                  "layers": view.layers()}
+        folder = out or db.path.parent / "exports" / study
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        path = folder / f"{name}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        elif fmt == "jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            try:
+                frame.to_parquet(path, index=False)
+            except ImportError:
+                err_console.print("[bold red]error:[/] parquet needs pyarrow "
+                                  "(`pip install pyarrow`); csv and jsonl need nothing")
+                raise typer.Exit(2) from None
+    console.print(f"exported {', '.join(f'{n} ({len(f)} rows)' for n, f in frames.items())} "
+                  f"to {folder}")
+
+
+@app.command()
+@handle_errors
+def delete(
+    study: str = typer.Argument(..., help="Study name."),
+    store: Path | None = StoreOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a study, its runs and their files from the store."""
+    with _open_existing(store) as db:
+        counts = db.study(study).counts()
+        total = sum(counts.values())
+        if not yes and not typer.confirm(f"delete study '{study}' and its {total} run(s) "
+                                         f"from {db.path}?"):
+            err_console.print("nothing deleted")
+            raise typer.Exit(1)
+        deleted = db.delete_study(study)
+    console.print(f"deleted study '{study}' ({deleted} runs)")
+
+
 @app.command("list")
 @handle_errors
 def list_(what: str = typer.Argument(..., help="activations | inits | models | datasets | "

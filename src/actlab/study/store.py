@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,24 @@ class Store:
                              f"{', '.join(known) or 'none (run one with `actlab run`)'}")
         return row["id"]
 
+    def delete_study(self, name: str) -> int:
+        """Delete a study with all its runs, rows and checkpoint files; returns the number
+        of runs deleted."""
+        study_id = self.study_id(name)
+        with self.transaction(immediate=True) as conn:
+            runs = conn.execute("SELECT COUNT(*) FROM runs WHERE study_id=?",
+                                (study_id,)).fetchone()[0]
+            for table in ("epochs", "params", "layers", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE study_id=?", (study_id,))
+            conn.execute("DELETE FROM studies WHERE id=?", (study_id,))
+        shutil.rmtree(self.path.parent / f"{self.path.stem}-artifacts" / str(study_id),
+                      ignore_errors=True)
+        return runs
+
+    def study(self, name: str) -> StudyView:
+        """A study's data as pandas frames: ``store.study('quickstart').runs()``."""
+        return StudyView(self, self.study_id(name), name)
+
     def studies(self) -> list[str]:
         return [r["name"] for r in self.conn.execute("SELECT name FROM studies ORDER BY name")]
 
@@ -461,3 +480,34 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """The frames of one stored study (the Python API of ``actlab runs``/``export``)."""
+
+    store: Store
+    id: int
+    name: str
+
+    def runs(self) -> pd.DataFrame:
+        return self.store.runs_frame(self.id)
+
+    def epochs(self) -> pd.DataFrame:
+        return self.store.epochs_frame(self.id)
+
+    def params(self) -> pd.DataFrame:
+        return self.store.params_frame(self.id)
+
+    def layers(self) -> pd.DataFrame:
+        return self.store.layers_frame(self.id)
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts(self.id)
+
+
+def open_store(path: str | Path = "results/actlab.db") -> Store:
+    """Open a run store: ``actlab.open_store('results/actlab.db').study('quickstart').runs()``."""
+    if not Path(path).exists():
+        raise StoreError(f"no run store at {path}; run a study first or give its path")
+    return Store(path)
