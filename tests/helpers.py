@@ -110,3 +110,14 @@ def write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog", "fr
                 pixels[..., index % 3] += 150
                 Image.fromarray(pixels).save(folder / f"{i:04d}{suffix}")
     return root
+
+
+def db_rows(db: Path, query: str, *params: object) -> list[tuple]:
+    """Rows of ``query`` on the SQLite file ``db`` (a fresh connection, closed after)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()

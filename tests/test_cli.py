@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actlab.cli import app
-from helpers import TINY_STUDY, write_image_folder, write_mnist_dir
+from helpers import TINY_STUDY, db_rows, write_image_folder, write_mnist_dir
 
 runner = CliRunner()
 
@@ -19,13 +19,6 @@ runner = CliRunner()
 def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
-
-def db_rows(db, query: str, *params):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_run_then_rerun_does_no_new_training_and_report(tmp_path, tiny_study_file) -> None:

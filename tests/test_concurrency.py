@@ -3,7 +3,6 @@ processes split the cells through the store's atomic claims, with no duplicate a
 lost run (real processes, a real SQLite store)."""
 
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -11,23 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from actlab.cli import app
-from helpers import TINY_STUDY
-
-
-def rows(db, query: str):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(query).fetchall()
-    finally:
-        conn.close()
+from helpers import TINY_STUDY, db_rows
 
 
 def assert_each_cell_once(db, cells: int, epochs: int) -> None:
-    assert rows(db, "SELECT status, attempts, COUNT(*) FROM runs GROUP BY 1, 2") == [
+    assert db_rows(db, "SELECT status, attempts, COUNT(*) FROM runs GROUP BY 1, 2") == [
         ("completed", 1, cells)]
-    per_run = rows(db, "SELECT COUNT(*), MAX(epoch) FROM epochs GROUP BY run_id")
+    per_run = db_rows(db, "SELECT COUNT(*), MAX(epoch) FROM epochs GROUP BY run_id")
     assert per_run == [(epochs, epochs)] * cells
-    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_local_executor_with_two_jobs(tmp_path) -> None:

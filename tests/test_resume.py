@@ -13,6 +13,7 @@ import pytest
 
 from actlab.study import RunSpec
 from actlab.train.engine import run_one
+from helpers import db_rows
 
 SYNTHETIC = {"name": "synthetic", "options": {"train_size": 400, "test_size": 100},
              "augment": {"crop_padding": 2, "flip": True}}
@@ -70,13 +71,6 @@ def test_a_checkpoint_of_another_epoch_or_run_is_not_used(tmp_path) -> None:
     assert "resumed_from_epoch" not in other.info
 
 
-def rows(db, query: str):
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(query).fetchall()
-    finally:
-        conn.close()
-
 
 @pytest.mark.slow
 def test_sigkill_in_epoch_two_then_resume_equals_uninterrupted(tmp_path) -> None:
@@ -99,7 +93,7 @@ def test_sigkill_in_epoch_two_then_resume_equals_uninterrupted(tmp_path) -> None
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # kill once epoch 1 is checkpointed
         try:
-            if rows(killed_db, "SELECT checkpoint_epoch FROM runs") == [(1,)]:
+            if db_rows(killed_db, "SELECT checkpoint_epoch FROM runs") == [(1,)]:
                 break
         except sqlite3.OperationalError:
             pass
@@ -110,7 +104,7 @@ def test_sigkill_in_epoch_two_then_resume_equals_uninterrupted(tmp_path) -> None
     time.sleep(0.3)  # well into epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert rows(killed_db, "SELECT status FROM runs") == [("running",)]
+    assert db_rows(killed_db, "SELECT status FROM runs") == [("running",)]
 
     for db in (killed_db, clean_db):
         finished = subprocess.run(command(db), capture_output=True, text=True, env=env,
@@ -118,14 +112,14 @@ def test_sigkill_in_epoch_two_then_resume_equals_uninterrupted(tmp_path) -> None
         assert finished.returncode == 0, finished.stderr
 
     def outcome(db):
-        curve = rows(db, "SELECT epoch, train_loss, train_acc, val_loss, val_acc, lr "
+        curve = db_rows(db, "SELECT epoch, train_loss, train_acc, val_loss, val_acc, lr "
                          "FROM epochs ORDER BY epoch")
-        final = json.loads(rows(db, "SELECT final FROM runs")[0][0])
+        final = json.loads(db_rows(db, "SELECT final FROM runs")[0][0])
         return curve, {k: v for k, v in final.items()
                        if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
 
-    assert rows(killed_db, "SELECT attempts FROM runs") == [(2,)]
+    assert db_rows(killed_db, "SELECT attempts FROM runs") == [(2,)]
     assert outcome(killed_db) == outcome(clean_db)
-    info = json.loads(rows(killed_db, "SELECT info FROM runs")[0][0])
+    info = json.loads(db_rows(killed_db, "SELECT info FROM runs")[0][0])
     assert info["resumed_from_epoch"] == 1
     assert not list(tmp_path.glob("*-artifacts/*/*/checkpoint.pt"))
