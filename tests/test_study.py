@@ -78,6 +78,13 @@ def test_run_id_is_stable_across_spelling_and_key_order() -> None:
     ("name: s\ndata: {corruption: {kind: contrast, severity: 7}}\n", r"less than or equal to 5"),
     ("name: s\ndata: {augment: fancy}\n", r"unknown augmentation preset 'fancy'"),
     ("name: s\ndata: {mean: [0.5]}\n", r"give both mean and std"),
+    ("name: s\ndata: {name: synthetic, options: {image_size: 16}}\n",
+     r"model lenet5 does not fit synthetic \(1x16x16\): lenet5 needs images of at least 28x28"),
+    ("name: s\nmodel: resnet18\nmodel_options: {stem: imagenet}\ndata: {name: mnist}\n",
+     r"resnet18 needs images of at least 32x32"),
+    ("name: s\ntrain: {top_k: 20}\ndata: {name: cifar10}\n", r"top_k is 20 but cifar10 has 10"),
+    ("name: s\ntrain: {top_k: 50}\ndata: {name: cifar100, options: {labels: coarse}}\n",
+     r"cifar100 has 20 classes"),
     ("name: s\ngrid: {model: [resnet20, lenet5]}\nmodel_options: {shortcut: B}\n",
      r"model lenet5 has no option 'shortcut'.*cell model=lenet5"),
 ])

@@ -6,16 +6,25 @@ from actlab.data import (  # noqa: F401  (registration side effect)
     imagefolder,
     synthetic,
 )
-from actlab.data.base import DATASETS, DatasetError, ImageDataset, default_data_root
+from actlab.data.base import (
+    DATASETS,
+    DatasetError,
+    DatasetShape,
+    ImageDataset,
+    dataset_shape,
+    default_data_root,
+)
 from actlab.data.loader import DeviceData, Split, Splits, load_dataset, make_splits
 
 __all__ = [
     "DATASETS",
     "DatasetError",
+    "DatasetShape",
     "DeviceData",
     "ImageDataset",
     "Split",
     "Splits",
+    "dataset_shape",
     "default_data_root",
     "load_dataset",
     "make_splits",

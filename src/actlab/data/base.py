@@ -67,3 +67,24 @@ def default_data_root() -> Path:
     """``$ACTLAB_DATA`` if set, else ``~/.cache/actlab/data``."""
     env = os.environ.get("ACTLAB_DATA")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "actlab" / "data"
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    """What a dataset gives a model, known before loading it (None: only the data knows)."""
+
+    channels: int | None = None
+    image_size: int | None = None
+    num_classes: int | None = None
+
+
+def dataset_shape(name: str, options: dict | None = None) -> DatasetShape:
+    """The shape a registered dataset will have with ``options`` (from its ``shape`` meta:
+    a DatasetShape or a function of the options), for checks before anything runs."""
+    shape = DATASETS.entry(name).meta.get("shape")
+    if callable(shape):
+        try:
+            return shape(**(options or {}))
+        except TypeError:
+            return DatasetShape()  # unknown options: reported when the data is loaded
+    return shape if isinstance(shape, DatasetShape) else DatasetShape()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actlab.data.base import DATASETS, DatasetError, ImageDataset
+from actlab.data.base import DATASETS, DatasetError, DatasetShape, ImageDataset
 from actlab.data.files import Resource, download, extract, md5sum, resolve_data_root
 
 
@@ -156,13 +156,14 @@ def official_checksums(layout: CifarLayout, directory: Path) -> dict[str, bool]:
             for name, md5 in files}
 
 
-@DATASETS.register("cifar10", aliases=("cifar-10",))
+@DATASETS.register("cifar10", aliases=("cifar-10",), shape=DatasetShape(3, 32, 10))
 def cifar10(data_dir: str | None = None, download: bool = True) -> ImageDataset:
     """CIFAR-10: 50k/10k 32x32 RGB, 10 classes, from ``cifar-10-batches-py/``."""
     return load_cifar(CIFAR10, data_dir, "labels", CIFAR10.classes_key, download)
 
 
-@DATASETS.register("cifar100", aliases=("cifar-100",))
+@DATASETS.register("cifar100", aliases=("cifar-100",), shape=lambda labels="fine", **_:
+                   DatasetShape(3, 32, 100 if labels == "fine" else 20))
 def cifar100(data_dir: str | None = None, labels: str = "fine",
              download: bool = True) -> ImageDataset:
     """CIFAR-100: 50k/10k 32x32 RGB, 100 fine classes (``labels='coarse'``: 20 superclasses),

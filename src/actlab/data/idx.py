@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actlab.data.base import DATASETS, DatasetError, ImageDataset
+from actlab.data.base import DATASETS, DatasetError, DatasetShape, ImageDataset
 from actlab.data.files import Resource, download, md5sum, resolve_data_root
 
 IDX_UINT8 = 0x08
@@ -150,7 +150,8 @@ def _idx_directory(data_dir: str | None, subdirs: tuple[str, ...],
     return root / subdirs[0]
 
 
-@DATASETS.register("fashion_mnist", aliases=("fashion-mnist", "fmnist"))
+@DATASETS.register("fashion_mnist", aliases=("fashion-mnist", "fmnist"),
+                   shape=DatasetShape(1, 28, 10))
 def fashion_mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
     """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 60k/10k 28x28 grayscale, 10 classes.
 
@@ -166,7 +167,7 @@ def fashion_mnist(data_dir: str | None = None, download: bool = True) -> ImageDa
     )
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", shape=DatasetShape(1, 28, 10))
 def mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
     """MNIST (LeCun et al. 1998): 60k/10k 28x28 grayscale digits, from
     ``<data dir>/mnist`` or the data directory itself."""

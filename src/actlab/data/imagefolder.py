@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from actlab.data.base import DATASETS, DatasetError, ImageDataset
+from actlab.data.base import DATASETS, DatasetError, DatasetShape, ImageDataset
 from actlab.data.files import atomic_write_bytes, cache_root, resolve_data_root
 from actlab.progress import progress_bar
 
@@ -277,7 +277,9 @@ def _stack(images: list[np.ndarray], description: str) -> np.ndarray:
     return np.stack(images) if images else np.zeros((0, 1, 1, 1), dtype=np.uint8)
 
 
-@DATASETS.register("imagefolder", aliases=("image_folder",))
+@DATASETS.register("imagefolder", aliases=("image_folder",),
+                   shape=lambda image_size=None, grayscale=False, **_:
+                   DatasetShape(1 if grayscale else 3, image_size, None))
 def imagefolder(data_dir: str | None = None, path: str | None = None,
                 image_size: int | None = None, grayscale: bool = False) -> ImageDataset:
     """Any folder (or archive) with train/<class>/* and test/<class>/* (or val/)."""
@@ -290,7 +292,8 @@ def imagefolder(data_dir: str | None = None, path: str | None = None,
                              grayscale)
 
 
-@DATASETS.register("cifar10_jpeg", aliases=("cifar10-jpeg",))
+@DATASETS.register("cifar10_jpeg", aliases=("cifar10-jpeg",),
+                   shape=lambda image_size=None, **_: DatasetShape(3, image_size or 32, 10))
 def cifar10_jpeg(data_dir: str | None = None, path: str = "cifar10-jpeg",
                  image_size: int | None = None) -> ImageDataset:
     """The CIFAR-10 JPEG stand-in (all 60,000 images re-encoded as 32x32 JPEG, quality ~75):
@@ -299,7 +302,8 @@ def cifar10_jpeg(data_dir: str | None = None, path: str = "cifar10-jpeg",
                              classes=CIFAR10_CLASSES)
 
 
-@DATASETS.register("imagenet100", aliases=("imagenet-100",))
+@DATASETS.register("imagenet100", aliases=("imagenet-100",),
+                   shape=lambda image_size=64, **_: DatasetShape(3, image_size, 100))
 def imagenet100(data_dir: str | None = None, path: str = "imagenet100",
                 image_size: int = 64) -> ImageDataset:
     """ImageNet-100 (100 ImageNet classes, ~130k train / 5k val JPEGs) as an image folder

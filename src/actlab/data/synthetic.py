@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from actlab.data.base import DATASETS, ImageDataset
+from actlab.data.base import DATASETS, DatasetShape, ImageDataset
 
 
-@DATASETS.register("synthetic")
+@DATASETS.register("synthetic", shape=lambda num_classes=10, channels=1, image_size=28, **_:
+                   DatasetShape(channels, image_size, num_classes))
 def synthetic(
     data_dir: str | None = None,
     num_classes: int = 10,

@@ -197,3 +197,19 @@ def build_model(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@functools.lru_cache(maxsize=512)
+def model_misfit(name: str, options_json: str, in_channels: int, image_size: int,
+                 num_classes: int) -> str | None:
+    """Why ``name`` with these options cannot take such inputs (None if it can): the model
+    is built on the meta device, so checking every cell of a study costs milliseconds."""
+    import json
+
+    try:
+        with torch.device("meta"):
+            build_model(name, act="relu", num_classes=num_classes, in_channels=in_channels,
+                        image_size=image_size, **json.loads(options_json))
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None

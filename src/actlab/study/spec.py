@@ -16,9 +16,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actlab.activations import resolve_act
-from actlab.data import DATASETS
+from actlab.data import DATASETS, dataset_shape
 from actlab.inits import resolve_init
 from actlab.models import MODELS, model_options
+from actlab.models.base import model_misfit
 from actlab.train.optim import OPTIMIZER_NAMES
 from actlab.train.schedules import resolve_schedule
 
@@ -270,6 +271,23 @@ class RunSpec(StrictModel):
                              f"{', '.join(repr(u) for u in unknown)}; its options: {listed}")
         return {**data, "model_options": {k: v for k, v in options.items()
                                           if _json_value(v) != _json_value(allowed[k])}}
+
+    @model_validator(mode="after")
+    def _fits_the_data(self) -> RunSpec:
+        """Model and top-k against the dataset's shape, where it is known before loading."""
+        shape = dataset_shape(self.data.name, self.data.options)
+        if shape.num_classes is not None and self.train.top_k > shape.num_classes:
+            raise ValueError(f"train.top_k is {self.train.top_k} but {self.data.name} has "
+                             f"{shape.num_classes} classes; choose top_k <= "
+                             f"{shape.num_classes}")
+        if shape.channels is not None and shape.image_size is not None:
+            problem = model_misfit(self.model, json.dumps(self.model_options, sort_keys=True),
+                                   shape.channels, shape.image_size, shape.num_classes or 10)
+            if problem:
+                raise ValueError(f"model {self.model} does not fit {self.data.name} "
+                                 f"({shape.channels}x{shape.image_size}x{shape.image_size}): "
+                                 f"{problem}")
+        return self
 
     @model_validator(mode="after")
     def _compatible(self) -> RunSpec:
