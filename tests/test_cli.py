@@ -107,17 +107,19 @@ def test_bad_study_exits_nonzero_and_leaves_the_store_alone(tmp_path) -> None:
 
 def test_failing_run_is_recorded_and_the_study_goes_on(tmp_path) -> None:
     study = tmp_path / "partly.yaml"
+    # The data loads (checked before anything runs), but one cell asks for more examples
+    # per class than there are: that run fails when it starts, the other completes.
     study.write_text(
         "name: partly\ntrain: {epochs: 1, batch_size: 32, optimizer: {lr: 0.01}}\n"
-        f"data: {{data_dir: {tmp_path / 'nowhere'}, options: {{}}}}\n"
-        "grid: {dataset: [mnist, synthetic]}\n")
+        "data: {name: synthetic, options: {train_size: 200, test_size: 50}}\n"
+        "grid: {data.train_per_class: [10, 500]}\n")
     db = tmp_path / "actlab.db"
     result = runner.invoke(app, ["run", str(study), "--store", str(db)])
     assert result.exit_code == 1
     assert "1 run(s) failed" in result.output
     rows = dict(db_rows(db, "SELECT status, error FROM runs"))
     assert rows.keys() == {"failed", "completed"}
-    assert "train-images-idx3-ubyte[.gz] not found" in rows["failed"]
+    assert "500 per class were asked for" in rows["failed"]
     report = runner.invoke(app, ["report", "partly", "--store", str(db), "-o",
                                  str(tmp_path / "r")])
     assert report.exit_code == 0
@@ -241,9 +243,11 @@ def test_data_dir_flag_overrides_the_study_file(tmp_path) -> None:
         "train: {epochs: 1, batch_size: 32}\n")
     db = tmp_path / "a.db"
     failed = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1"])
-    assert failed.exit_code == 1  # the study's directory has no MNIST
+    assert failed.exit_code == 2  # the study's directory has no MNIST: checked up front
+    assert "train-images-idx3-ubyte[.gz] not found" in failed.output
+    assert not db.exists()  # nothing was stored
     result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1",
-                                 "--retry-failed", "--data-dir", str(tmp_path / "real")])
+                                 "--data-dir", str(tmp_path / "real")])
     assert result.exit_code == 0, result.output
     assert "1 completed" in result.output
 

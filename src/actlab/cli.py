@@ -154,7 +154,7 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
     """Run a study with a live progress display; returns the summary."""
     from actlab.progress import set_progress_factory
     from actlab.study import Store
-    from actlab.study.executors import run_study, run_study_local
+    from actlab.study.executors import check_data, run_study, run_study_local
 
     threads = _set_threads(threads)
     if jobs > threads:
@@ -162,6 +162,11 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
                           "one thread, so the machine is oversubscribed (much slower); use "
                           f"--jobs {threads} or fewer.")
     started = time.perf_counter()
+    check_data(study.expand(), str(data_dir) if data_dir else None)
+    if jobs > 1:  # the workers load their own copies; do not hold one here as well
+        from actlab.data.loader import _load_cached
+
+        _load_cached.cache_clear()
     with Store(_store_path(store)) as db:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())

@@ -9,6 +9,7 @@ study goes on; Ctrl-C gives the claimed run back so the next ``actlab run`` redo
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import multiprocessing
 import time
@@ -103,6 +104,21 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
         summary.ran += 1
     summary.counts = store.counts(study_id)
     return summary
+
+
+def check_data(specs: list[RunSpec], data_dir: str | None = None) -> None:
+    """Load every distinct dataset of the plan once before anything is stored, so that
+    missing or corrupt data is one clear error (DatasetError) instead of a failed run per
+    cell. Loads are cached per process, so the serial executor reuses them."""
+    from actlab.data import load_dataset
+
+    seen: set[str] = set()
+    for spec in specs:
+        data = spec.with_data_dir(data_dir).data
+        key = json.dumps([data.name, data.data_dir, data.options], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            load_dataset(data.name, data.data_dir, **data.options)
 
 
 def _local_worker(store_path: str, study_document: dict, threads: int, retry_failed: bool,

@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actlab.activations import resolve_act
@@ -21,7 +22,7 @@ from actlab.inits import resolve_init
 from actlab.models import MODELS, model_options
 from actlab.models.base import model_misfit
 from actlab.train.optim import OPTIMIZER_NAMES
-from actlab.train.schedules import resolve_schedule
+from actlab.train.schedules import build_schedule, resolve_schedule
 
 #: Fields that say where or how a run executes, not what it computes.
 EXECUTION_FIELDS: dict[str, Any] = {
@@ -56,9 +57,15 @@ def _registry_name(registry: Any, value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-def _component_label(resolver: Any, value: Any) -> str:
+def _component_label(resolver: Any, value: Any, build: Any = None) -> str:
+    """The canonical label of a component; with ``build``, the component is also
+    constructed once, so that bad option values (not only bad names) fail at plan time."""
     try:
-        return resolver(value).label
+        spec = resolver(value)
+        if build is not None:
+            with torch.random.fork_rng(devices=[]):  # a random start must not shift runs
+                build(spec)
+        return spec.label
     except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(str(exc)) from None
 
@@ -222,7 +229,7 @@ class TrainSpec(StrictModel):
     @field_validator("schedule", mode="before")
     @classmethod
     def _schedule_label(cls, value: Any) -> str:
-        return _component_label(resolve_schedule, value)
+        return _component_label(resolve_schedule, value, build_schedule)
 
 
 class RunSpec(StrictModel):
@@ -245,12 +252,12 @@ class RunSpec(StrictModel):
     @field_validator("act", mode="before")
     @classmethod
     def _act_label(cls, value: Any) -> str:
-        return _component_label(resolve_act, value)
+        return _component_label(resolve_act, value, lambda spec: spec.build(4))
 
     @field_validator("init", mode="before")
     @classmethod
     def _init_label(cls, value: Any) -> str:
-        return _component_label(resolve_init, value)
+        return _component_label(resolve_init, value, lambda spec: spec.build())
 
     @model_validator(mode="before")
     @classmethod
