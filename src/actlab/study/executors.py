@@ -20,7 +20,7 @@ from typing import Any
 
 from actlab.study.plan import Study
 from actlab.study.spec import RunSpec
-from actlab.study.store import Heartbeat, Store, new_owner
+from actlab.study.store import Heartbeat, Store, StoreError, new_owner
 from actlab.train.engine import EpochMetrics, RunResult, run_one
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,8 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
         except KeyboardInterrupt:
             store.release(study_id, run_id)
             raise
+        except StoreError:
+            raise  # the store itself cannot be written: not this run's fault; stop here
         except Exception:
             error = traceback.format_exc()
             log.error("run %s (%s) failed:\n%s", run_id, spec.describe(), error)

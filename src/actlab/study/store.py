@@ -9,6 +9,7 @@ process is gone, or its heartbeat is older than ``stale_after`` seconds) is take
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -104,6 +105,14 @@ CREATE TABLE IF NOT EXISTS params (
 """
 
 
+def _write_error(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    hint = ("; is the disk full or the file size limited? Free space or choose another "
+            "--store: runs finished before are kept, and `actlab run` resumes the rest"
+            if "disk" in text or "full" in text else "")
+    return f"could not write the run store at {path}: {text}{hint}"
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says why and what to do."""
 
@@ -151,9 +160,13 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
+        except StoreError as exc:
+            raise StoreError(f"cannot open the run store: {exc}") from exc
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the run store at {self.path}: {exc}. Choose a "
-                             "writable location with --store or ACTLAB_STORE.") from exc
+            hint = (" (is the disk full or the file size limited?)"
+                    if "disk" in str(exc) or "full" in str(exc) else "")
+            raise StoreError(f"cannot open the run store at {self.path}: {exc}{hint}. Choose "
+                             "a writable location with --store or ACTLAB_STORE.") from exc
 
     def _open(self, attempts: int = 200) -> None:
         """Connect, switch to WAL and create the schema. Several processes may open a new
@@ -211,14 +224,24 @@ class Store:
 
     @contextmanager
     def transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction; ``immediate`` takes the write lock up front."""
-        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        """One atomic transaction; ``immediate`` takes the write lock up front.
+
+        A write the disk refuses (full, a size limit, an I/O error) rolls back and raises
+        :class:`StoreError`: SQLite keeps the file consistent, and what was committed
+        before stays."""
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+            raise StoreError(_write_error(self.path, exc)) from exc
 
     # -- studies -------------------------------------------------------------------------
     def register_study(self, study: Study, specs: list[RunSpec]) -> int:

@@ -233,6 +233,18 @@ def prepare(spec: RunSpec, device: torch.device) -> tuple[DeviceData, nn.Module]
     return data, model
 
 
+def write_checkpoint(path: Path, state: dict[str, Any]) -> Path | None:
+    """Write a checkpoint; where the disk refuses (full, size limit), warn and go on
+    without checkpoints (the run itself is fine; only its resume point is lost)."""
+    try:
+        save_checkpoint(path, state)
+    except (OSError, RuntimeError) as exc:
+        log.warning("could not write the checkpoint %s (%s); this run continues without "
+                    "checkpoints and would restart from scratch if interrupted", path, exc)
+        return None
+    return path
+
+
 def chance_collapse(epochs: list[EpochMetrics], num_classes: int, patience: int) -> str | None:
     """Why the run collapsed to chance, or None: validation accuracy at most 1.1 x chance
     for the last ``patience`` epochs, after some epoch had exceeded 1.5 x chance (a run
@@ -395,14 +407,14 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             best = (val_acc, epoch, {} if last else
                     {k: v.detach().clone() for k, v in model.state_dict().items()})
         if checkpoint is not None and epoch < spec.train.epochs:
-            save_checkpoint(checkpoint, {
+            checkpoint = write_checkpoint(checkpoint, {
                 "run_id": spec.run_id, "epoch": epoch, "step": step,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "rng": rng_states(generator), "best": best,
                 "epochs": [asdict(e) for e in epochs],
                 "elapsed": elapsed_before + time.perf_counter() - started,
             })
-            if on_checkpoint is not None:
+            if checkpoint is not None and on_checkpoint is not None:
                 on_checkpoint(epoch)
         collapse = chance_collapse(epochs, data.splits.num_classes, spec.train.chance_epochs)
         if collapse:
