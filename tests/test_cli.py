@@ -198,10 +198,17 @@ def test_plan_and_status(tmp_path, tiny_study_file) -> None:
     assert plan.exit_code == 0
     assert "8 runs" in plan.output
     assert "new" in plan.output
+    assert "no finished runs in this store" in " ".join(plan.output.split())
     invoke("run", str(tiny_study_file), "--store", str(db))
     status = invoke("status", "--store", str(db))
     assert status.exit_code == 0
     assert "tiny" in status.output
+    # More seeds of the same cells: the plan estimates the new runs from the finished ones.
+    text = tiny_study_file.read_text().replace("seeds: 2", "seeds: 3")
+    tiny_study_file.write_text(text)
+    again = " ".join(invoke("plan", str(tiny_study_file), "--store", str(db)).output.split())
+    assert "8 of 12 runs finished" in again
+    assert "min for the 4 left" in again
 
 
 def test_data_info_and_show_on_an_image_folder(tmp_path) -> None:

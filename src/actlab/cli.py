@@ -352,6 +352,7 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
     study = load_study(study_file)
     specs = study.expand()
     done: dict[str, str] = {}
+    history: dict[tuple[str, str], float] = {}
     path = _store_path(store)
     if path.exists():
         with Store(path) as db:
@@ -359,6 +360,7 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
             if row is not None:
                 done = {r["run_id"]: r["status"] for r in db.conn.execute(
                     "SELECT run_id, status FROM runs WHERE study_id=?", (row["id"],))}
+            history = db.epoch_seconds()
     table = Table(title=f"study {study.name}: {len(specs)} runs")
     for column in ("#", "model", "act", "init", "seed", "run id", "status"):
         table.add_column(column)
@@ -366,6 +368,30 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
         table.add_row(str(i), spec.model, spec.act, spec.init, str(spec.seed), spec.run_id,
                       done.get(spec.run_id, "new"))
     console.print(table)
+    todo = [s for s in specs if done.get(s.run_id) not in ("completed", "diverged")]
+    console.print(f"{len(specs) - len(todo)} of {len(specs)} runs finished; "
+                  f"{_estimate(todo, history)}")
+
+
+def _estimate(todo: list[Any], history: dict[tuple[str, str], float]) -> str:
+    """Time left for ``todo`` from the store's per-epoch times of the same model and
+    dataset (the model alone, else all runs, where that is all there is)."""
+    if not todo:
+        return "nothing left to run"
+    if not history:
+        return "no finished runs in this store to estimate the time from"
+    by_model: dict[str, list[float]] = {}
+    for (model, _), seconds in history.items():
+        by_model.setdefault(model, []).append(seconds)
+    overall = sorted(history.values())[len(history) // 2]
+    total = 0.0
+    for spec in todo:
+        per_epoch = history.get((spec.model, spec.data.name))
+        if per_epoch is None:
+            per_epoch = min(by_model.get(spec.model, [overall]))
+        total += per_epoch * spec.train.epochs
+    return (f"about {total / 60:.1f} min for the {len(todo)} left (serial, from the epoch "
+            "times of finished runs in this store)")
 
 
 @app.command()

@@ -290,6 +290,21 @@ class Store:
                       ignore_errors=True)
         return runs
 
+    def epoch_seconds(self) -> dict[tuple[str, str], float]:
+        """Median wall seconds per epoch of finished runs (all studies), by (model,
+        dataset): the history ``actlab plan`` estimates from."""
+        samples: dict[tuple[str, str], list[float]] = {}
+        for row in self.conn.execute(
+                "SELECT spec, info, diverged_epoch FROM runs "
+                "WHERE status IN ('completed', 'diverged') AND info IS NOT NULL"):
+            spec = json.loads(row["spec"])
+            wall = json.loads(row["info"]).get("wall_time")
+            epochs = row["diverged_epoch"] or spec["train"]["epochs"]
+            if wall and epochs:
+                key = (spec["model"], spec["data"]["name"])
+                samples.setdefault(key, []).append(wall / epochs)
+        return {key: sorted(v)[len(v) // 2] for key, v in samples.items()}
+
     def study(self, name: str) -> StudyView:
         """A study's data as pandas frames: ``store.study('quickstart').runs()``."""
         return StudyView(self, self.study_id(name), name)
