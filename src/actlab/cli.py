@@ -162,7 +162,8 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
                           "one thread, so the machine is oversubscribed (much slower); use "
                           f"--jobs {threads} or fewer.")
     started = time.perf_counter()
-    check_data(study.expand(), str(data_dir) if data_dir else None)
+    specs = study.expand()
+    check_data(specs, str(data_dir) if data_dir else None)
     if jobs > 1:  # the workers load their own copies; do not hold one here as well
         from actlab.data.loader import _load_cached
 
@@ -176,7 +177,7 @@ def _execute(study: Any, store: Path | None, threads: int | None, *, report: boo
             try:
                 if jobs > 1:
                     overall = progress.add_task(f"study {study.name} ({jobs} jobs)",
-                                                total=len(study.expand()))
+                                                total=len(specs))
 
                     def show(counts: dict[str, int]) -> None:
                         done = counts["completed"] + counts["diverged"] + counts["failed"]

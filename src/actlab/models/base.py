@@ -195,6 +195,22 @@ def build_model(
     return model
 
 
+def eval_forward_with_hooks(model: nn.Module, batch: torch.Tensor,
+                            hooks: Mapping[nn.Module, Callable[..., Any]]) -> None:
+    """One eval-mode, no-grad forward of ``batch`` with forward ``hooks`` attached to the
+    given modules; the model's mode is restored and the hooks removed afterwards."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks.items()]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(batch)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

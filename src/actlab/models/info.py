@@ -14,7 +14,13 @@ import torch
 from torch import nn
 
 from actlab.activations import Activation, ActSpec, resolve_act
-from actlab.models.base import MODELS, activation_sites, build_model, model_options
+from actlab.models.base import (
+    MODELS,
+    activation_sites,
+    build_model,
+    eval_forward_with_hooks,
+    model_options,
+)
 
 
 @dataclass(frozen=True)
@@ -55,21 +61,9 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
         nonlocal total
         total += output.numel() * module.in_features
 
-    handles = []
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(conv_hook))
-        elif isinstance(module, nn.Linear):
-            handles.append(module.register_forward_hook(linear_hook))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    hooks = {module: conv_hook if isinstance(module, nn.Conv2d) else linear_hook
+             for module in model.modules() if isinstance(module, nn.Conv2d | nn.Linear)}
+    eval_forward_with_hooks(model, example, hooks)
     return total // example.shape[0]
 
 

@@ -105,12 +105,18 @@ CREATE TABLE IF NOT EXISTS params (
 """
 
 
-def _write_error(path: Path, exc: Exception) -> str:
+def _disk_hint(exc: Exception) -> str:
     text = str(exc)
-    hint = ("; is the disk full or the file size limited? Free space or choose another "
-            "--store: runs finished before are kept, and `actlab run` resumes the rest"
-            if "disk" in text or "full" in text else "")
-    return f"could not write the run store at {path}: {text}{hint}"
+    return " (is the disk full or the file size limited?)" if (
+        "disk" in text or "full" in text or "too large" in text) else ""
+
+
+def _write_error(path: Path, exc: Exception) -> str:
+    hint = _disk_hint(exc)
+    if hint:
+        hint += ("; free space or choose another --store: runs finished before are kept, "
+                 "and `actlab run` resumes the rest")
+    return f"could not write the run store at {path}: {exc}{hint}"
 
 
 class StoreError(RuntimeError):
@@ -163,10 +169,9 @@ class Store:
         except StoreError as exc:
             raise StoreError(f"cannot open the run store: {exc}") from exc
         except (OSError, sqlite3.Error) as exc:
-            hint = (" (is the disk full or the file size limited?)"
-                    if "disk" in str(exc) or "full" in str(exc) else "")
-            raise StoreError(f"cannot open the run store at {self.path}: {exc}{hint}. Choose "
-                             "a writable location with --store or ACTLAB_STORE.") from exc
+            raise StoreError(f"cannot open the run store at {self.path}: {exc}"
+                             f"{_disk_hint(exc)}. Choose a writable location with --store or "
+                             "ACTLAB_STORE.") from exc
 
     def _open(self, attempts: int = 200) -> None:
         """Connect, switch to WAL and create the schema. Several processes may open a new

@@ -15,6 +15,7 @@ from torch import nn
 
 from actlab.inits.base import weighted_layers
 from actlab.models import activation_sites
+from actlab.models.base import eval_forward_with_hooks
 
 LayerValues = list[tuple[str, str, float]]  # (layer, metric, value)
 
@@ -73,14 +74,5 @@ def dead_unit_fractions(model: nn.Module, batch: torch.Tensor) -> LayerValues:
             results.append((name, "dead_fraction", dead))
         return record
 
-    handles = [module.register_forward_hook(hook(name)) for name, module in sites.items()]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(batch)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    eval_forward_with_hooks(model, batch, {module: hook(name) for name, module in sites.items()})
     return results
