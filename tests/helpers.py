@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 from pathlib import Path
 
@@ -121,3 +122,18 @@ def db_rows(db: Path, query: str, *params: object) -> list[tuple]:
         return conn.execute(query, params).fetchall()
     finally:
         conn.close()
+
+
+def study_outcome(db) -> dict:
+    """Per run of a store: its epoch curves and final metrics, timings left out (what two
+    executions of one study on CPU must agree on exactly)."""
+    curves: dict[str, list] = {}
+    for run_id, *values in db_rows(db, "SELECT run_id, epoch, train_loss, train_acc, val_loss, "
+                                       "val_acc, lr FROM epochs ORDER BY run_id, epoch"):
+        curves.setdefault(run_id, []).append(tuple(values))
+    finals = {}
+    for run_id, final in db_rows(db, "SELECT run_id, final FROM runs"):
+        metrics = json.loads(final)
+        finals[run_id] = {k: v for k, v in metrics.items()
+                          if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
+    return {"curves": curves, "finals": finals}

@@ -1,6 +1,7 @@
 """The command line end to end, on real files, a real SQLite store and real processes."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -55,32 +56,48 @@ def test_run_with_report_flag_writes_beside_the_store(tmp_path, tiny_study_file)
 
 def test_killed_study_resumes_with_no_duplicate_and_no_lost_run(tmp_path) -> None:
     study = tmp_path / "kill.yaml"
-    study.write_text(TINY_STUDY.format(name="kill", epochs=3))
+    # Runs of about a second, so that the study is still going after `status` looks.
+    study.write_text(TINY_STUDY.format(name="kill", epochs=3).replace("train_size: 300",
+                                                                       "train_size: 2000"))
     db = tmp_path / "actlab.db"
     command = [sys.executable, "-m", "actlab.cli", "run", str(study), "--store", str(db),
                "--threads", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 120
-    # Kill once two runs are done and the third is mid-training (an epoch row written).
-    while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                done = db_rows(db, "SELECT COUNT(*) FROM runs WHERE status='completed'")[0][0]
-                partial = db_rows(db, "SELECT COUNT(*) FROM epochs e JOIN runs r "
-                                      "USING (study_id, run_id) WHERE r.status='running'")[0][0]
-            except sqlite3.OperationalError:
-                done = partial = 0
-            if done >= 2 and partial >= 1:
-                break
-        time.sleep(0.02)
-    else:
+
+    def reach_kill_point() -> None:
+        """Wait until two runs are done and another is mid-training (an epoch written)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if db.exists():
+                try:
+                    done = db_rows(db, "SELECT COUNT(*) FROM runs WHERE status='completed'")[0][0]
+                    partial = db_rows(db, "SELECT COUNT(*) FROM epochs e JOIN runs r "
+                                          "USING (study_id, run_id) WHERE r.status='running'")[0][0]
+                except sqlite3.OperationalError:
+                    done = partial = 0
+                if done >= 2 and partial >= 1:
+                    return
+            time.sleep(0.02)
         proc.kill()
         pytest.fail("the study never reached the kill point")
+
+    reach_kill_point()
+    live = " ".join(invoke("status", "kill", "--store", str(db)).output.split())
+    reach_kill_point()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed = db_rows(db, "SELECT run_id FROM runs WHERE status='running'")
     assert len(killed) == 1
+    # `actlab status` while it ran: a run in flight, its epoch, and a time estimate from
+    # the finished runs; after the kill, the dead process's claim is shown as expired.
+    assert "in flight" in live
+    assert re.search(r"\b[123]/3\b", live)
+    assert "time left: about" in live
+    assert "expired" not in live
+    dead = " ".join(invoke("status", "kill", "--store", str(db)).output.split())
+    assert "expired: the owner has died or gone silent" in dead
+    assert killed[0][0] in dead
 
     resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -208,7 +225,7 @@ def test_plan_and_status(tmp_path, tiny_study_file) -> None:
     tiny_study_file.write_text(text)
     again = " ".join(invoke("plan", str(tiny_study_file), "--store", str(db)).output.split())
     assert "8 of 12 runs finished" in again
-    assert "min for the 4 left" in again
+    assert re.search(r"about \d+ s for the 4 left", again)
 
 
 def test_data_info_and_show_on_an_image_folder(tmp_path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actlab.cli import app
-from helpers import TINY_STUDY, db_rows
+from helpers import TINY_STUDY, db_rows, study_outcome
 
 
 def assert_each_cell_once(db, cells: int, epochs: int) -> None:
@@ -51,22 +51,6 @@ def test_concurrent_run_processes_share_a_study(tmp_path, processes: int) -> Non
     assert_each_cell_once(db, 12, 2)
 
 
-def outcome(db) -> dict:
-    """Per run: its epoch curves and final metrics (timings left out)."""
-    import json
-
-    curves: dict[str, list] = {}
-    for run_id, *values in db_rows(db, "SELECT run_id, epoch, train_loss, train_acc, val_loss, "
-                                       "val_acc, lr FROM epochs ORDER BY run_id, epoch"):
-        curves.setdefault(run_id, []).append(tuple(values))
-    finals = {}
-    for run_id, final in db_rows(db, "SELECT run_id, final FROM runs"):
-        metrics = json.loads(final)
-        finals[run_id] = {k: v for k, v in metrics.items()
-                          if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
-    return {"curves": curves, "finals": finals}
-
-
 @pytest.mark.slow
 def test_sigkill_at_many_points_then_resume_equals_an_uninterrupted_study(tmp_path) -> None:
     import random
@@ -83,7 +67,7 @@ def test_sigkill_at_many_points_then_resume_equals_an_uninterrupted_study(tmp_pa
 
     clean = tmp_path / "clean.db"
     subprocess.run(command(clean), check=True, capture_output=True, env=env, timeout=600)
-    expected = outcome(clean)
+    expected = study_outcome(clean)
 
     db = tmp_path / "killed.db"
     rng = random.Random(7)
@@ -116,4 +100,4 @@ def test_sigkill_at_many_points_then_resume_equals_an_uninterrupted_study(tmp_pa
     assert db_rows(db, "SELECT status, COUNT(*) FROM runs GROUP BY 1") == [("completed", 8)]
     assert db_rows(db, "SELECT COUNT(*), COUNT(DISTINCT run_id || epoch) FROM epochs") == [
         (24, 24)]
-    assert outcome(db) == expected
+    assert study_outcome(db) == expected

@@ -97,6 +97,24 @@ def test_finish_fail_release_and_retry(store) -> None:
     assert store.epochs_frame(sid).run_id.tolist() == [first.run_id]
 
 
+def test_release_and_rewind_keep_the_epochs_up_to_the_last_checkpoint(store) -> None:
+    # Ctrl-C in epoch 3 of a run checkpointed after epoch 2: the next attempt resumes
+    # from that checkpoint and records epochs 3.. only, so epochs 1-2 must survive.
+    study = make_study()
+    sid = store.register_study(study, study.expand())
+    run = store.claim_next(sid, new_owner())
+    for e in (1, 2, 3):
+        store.record_epoch(sid, run.run_id, epoch(e))
+    store.set_checkpoint_epoch(sid, run.run_id, 2)
+    assert store.rewind(sid, run.run_id) == 2
+    assert store.epochs_frame(sid).epoch.tolist() == [1, 2]
+    store.record_epoch(sid, run.run_id, epoch(3))
+    store.release(sid, run.run_id)
+    assert store.epochs_frame(sid).epoch.tolist() == [1, 2]
+    assert store.claim_next(sid, new_owner()).run_id == run.run_id
+    assert store.checkpoint_epoch(sid, run.run_id) == 2
+
+
 def test_unknown_study_lists_the_known_ones(store) -> None:
     study = make_study(name="known")
     store.register_study(study, study.expand())

@@ -10,26 +10,30 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from actlab.cli_run import (
+    Execution,
+    ExecutorName,
+    console,
+    err_console,
+    execute,
+    set_threads,
+    write_report,
+)
 from actlab.components import ComponentSpecError
 from actlab.registry import UnknownNameError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Comparative studies of activation functions and weight initializers.")
-console = Console()
-err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_STORE = Path("results/actlab.db")
@@ -56,8 +60,10 @@ def _store_path(store: Path | None) -> Path:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from actlab.data import DatasetError
     from actlab.study import StoreError, StudyError
+    from actlab.study.ray_executor import RayExecutorError
 
-    return (StudyError, StoreError, DatasetError, UnknownNameError, ComponentSpecError)
+    return (StudyError, StoreError, DatasetError, UnknownNameError, ComponentSpecError,
+            RayExecutorError)
 
 
 def handle_errors(func: F) -> F:
@@ -81,49 +87,10 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progre
                         handlers=[RichHandler(console=err_console, show_path=False)])
 
 
-def _set_threads(threads: int | None) -> int:
-    import torch
-
-    threads = threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    return threads
-
-
-class ProgressEvents:
-    """Draws a study's progress: an overall bar and the current run's epoch."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.overall: Any = None
-        self.current: Any = None
-        self.epochs = 0
-
-    def study_started(self, study: Any, total: int, done: int) -> None:
-        self.overall = self.progress.add_task(f"study {study.name}", total=total, completed=done)
-
-    def run_started(self, spec: Any) -> None:
-        self.epochs = spec.train.epochs
-        description = f"  {spec.describe()}"
-        if self.current is None:
-            self.current = self.progress.add_task(description, total=self.epochs)
-        self.progress.reset(self.current, total=self.epochs, description=description)
-
-    def epoch_finished(self, spec: Any, metrics: Any) -> None:
-        self.progress.update(
-            self.current, advance=1,
-            description=f"  {spec.describe()}  epoch {metrics.epoch}/{self.epochs}  "
-                        f"val acc {metrics.val_acc:.3f}  {metrics.images_per_s:,.0f} img/s")
-
-    def run_finished(self, spec: Any, result: Any) -> None:
-        self.progress.advance(self.overall)
-        if result.status == "diverged":
-            self.progress.console.print(f"[yellow]diverged[/] {spec.describe()} in epoch "
-                                        f"{result.diverged_epoch}: {result.reason}")
-
-    def run_failed(self, spec: Any, error: str) -> None:
-        self.progress.advance(self.overall)
-        self.progress.console.print(f"[red]failed[/] {spec.describe()}: "
-                                    f"{error.strip().splitlines()[-1]}")
+ExecutorOption = typer.Option(
+    None, "--executor", help="serial (one run at a time), local (--jobs processes) or ray "
+                             "(a Ray cluster, see docs/cluster.md) [default: serial, or local "
+                             "with --jobs > 1].")
 
 
 @app.command()
@@ -133,85 +100,34 @@ def run(
     store: Path | None = StoreOption,
     report: bool = typer.Option(False, "--report", help="Write the report when done."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
-    threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+    threads: int | None = typer.Option(None, help="Torch threads in all, split between the "
+                                                  "jobs [default: all cores]."),
     data_dir: Path | None = DataDirOption,
     keep_checkpoints: bool = typer.Option(
         False, "--keep-checkpoints", help="Keep each run's last checkpoint when it ends."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
-                             help="Runs in parallel (worker processes); the threads are "
-                                  "split between them."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, help="Runs in parallel on this machine (worker "
+                                          "processes, one GPU each where there are GPUs) "
+                                          "[default: 1; with --executor local: one per core, "
+                                          "or GPUs x --runs-per-gpu]."),
+    executor: ExecutorName | None = ExecutorOption,
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster to use: auto, host:port or ray://host:port "
+                                "[default: $RAY_ADDRESS, else a local Ray instance]."),
+    cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", min=0.01,
+                                       help="CPUs (and torch threads) each Ray task asks for."),
+    runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", min=1,
+                                     help="Runs sharing one GPU (small models): local jobs "
+                                          "per GPU, or a 1/N GPU request per Ray task."),
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
     from actlab.study import load_study
 
-    _execute(load_study(study_file), store, threads, report=report, retry_failed=retry_failed,
-             data_dir=data_dir, keep_checkpoints=keep_checkpoints, jobs=jobs)
-
-
-def _execute(study: Any, store: Path | None, threads: int | None, *, report: bool = False,
-             retry_failed: bool = False, data_dir: Path | None = None,
-             keep_checkpoints: bool = False, jobs: int = 1) -> Any:
-    """Run a study with a live progress display; returns the summary."""
-    from actlab.progress import set_progress_factory
-    from actlab.study import Store
-    from actlab.study.executors import check_data, run_study, run_study_local
-
-    threads = _set_threads(threads)
-    if jobs > threads:
-        err_console.print(f"[yellow]note[/]: {jobs} jobs on {threads} thread(s): each job gets "
-                          "one thread, so the machine is oversubscribed (much slower); use "
-                          f"--jobs {threads} or fewer.")
-    started = time.perf_counter()
-    specs = study.expand()
-    check_data(specs, str(data_dir) if data_dir else None)
-    if jobs > 1:  # the workers load their own copies; do not hold one here as well
-        from actlab.data.loader import _load_cached
-
-        _load_cached.cache_clear()
-    with Store(_store_path(store)) as db:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
-            # Long data work inside runs (decoding an image folder) shows as a task here.
-            set_progress_factory(functools.partial(_task_in, progress))
-            try:
-                if jobs > 1:
-                    overall = progress.add_task(f"study {study.name} ({jobs} jobs)",
-                                                total=len(specs))
-
-                    def show(counts: dict[str, int]) -> None:
-                        done = counts["completed"] + counts["diverged"] + counts["failed"]
-                        progress.update(overall, completed=done, description=(
-                            f"study {study.name} ({jobs} jobs, {counts['running']} running)"))
-
-                    summary = run_study_local(
-                        db, study, jobs, max(1, threads // jobs), show, retry_failed,
-                        str(data_dir) if data_dir else None, keep_checkpoints)
-                else:
-                    summary = run_study(db, study, ProgressEvents(progress), retry_failed,
-                                        str(data_dir) if data_dir else None, keep_checkpoints)
-            except KeyboardInterrupt:
-                progress.stop()
-                err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "
-                                  "same command again to resume.")
-                raise typer.Exit(130) from None
-            finally:
-                set_progress_factory(None)
-        counts = summary.counts
-        console.print(
-            f"study [bold]{study.name}[/]: {counts['completed']} completed, "
-            f"{counts['diverged']} diverged, {counts['failed']} failed "
-            f"({summary.ran} run now, {time.perf_counter() - started:.0f} s, {threads} threads"
-            f"{f' in {jobs} jobs' if jobs > 1 else ''}); "
-            f"store {db.path}")
-        if report:
-            _write_report(db, study.name, None)
-        summary.runs = db.runs_frame(db.study_id(study.name))
-    if counts["failed"]:
-        err_console.print(f"[red]{counts['failed']} run(s) failed[/]; see `actlab report "
-                          f"{study.name}` for their errors, then fix and use --retry-failed.")
-        raise typer.Exit(1)
-    return summary
+    execution = Execution.choose(
+        executor, jobs, threads=threads, runs_per_gpu=runs_per_gpu, cpus_per_run=cpus_per_run,
+        address=address, retry_failed=retry_failed, data_dir=data_dir,
+        keep_checkpoints=keep_checkpoints)
+    execute(load_study(study_file), _store_path(store), execution, report=report)
 
 
 @app.command("lr-find")
@@ -240,7 +156,7 @@ def lr_find(
     from actlab.study import RunSpec
     from actlab.train.lr_find import lr_range_test
 
-    _set_threads(threads)
+    set_threads(threads)
     try:
         spec = RunSpec.model_validate({
             "model": model, "model_options": _parse_model_options(option), "act": act,
@@ -305,21 +221,13 @@ def train(
         "".join(c if c.isalnum() or c in "._" else "_" for c in part)
         for part in (model, act, init, dataset, f"s{seed}"))[:90]
     study = parse_study({"name": label, **settings}, source="actlab train")
-    summary = _execute(study, store, threads, data_dir=data_dir)
+    summary = execute(study, _store_path(store),
+                      Execution(threads=threads, data_dir=data_dir))
     row = summary.runs.iloc[0]
     metrics = [(key, row.get(key)) for key in ("test_acc", "test_top3", "test_loss",
                                                "test_macro_f1", "best_val_epoch")]
     shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics if v is not None and v == v)
     console.print(f"[bold]{row['status']}[/] {study.expand()[0].describe()}: {shown}")
-
-
-def _write_report(db: Any, study: str, out: Path | None) -> Path:
-    from actlab.report.markdown import write_report
-
-    out = out or db.path.parent / "reports" / study
-    path = write_report(db, study, out)
-    console.print(f"report: {path}")
-    return path
 
 
 @app.command()
@@ -340,7 +248,7 @@ def report(
                           "(`actlab run STUDY.yaml`) or pass --store.")
         raise typer.Exit(2)
     with Store(path) as db:
-        _write_report(db, study, out)
+        write_report(db, study, out)
 
 
 @app.command()
@@ -375,47 +283,66 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
 
 
 def _estimate(todo: list[Any], history: dict[tuple[str, str], float]) -> str:
-    """Time left for ``todo`` from the store's per-epoch times of the same model and
-    dataset (the model alone, else all runs, where that is all there is)."""
+    from actlab.study.progress import format_duration, seconds_for
+
     if not todo:
         return "nothing left to run"
-    if not history:
+    seconds = seconds_for([(spec, spec.train.epochs) for spec in todo], history)
+    if seconds is None:
         return "no finished runs in this store to estimate the time from"
-    by_model: dict[str, list[float]] = {}
-    for (model, _), seconds in history.items():
-        by_model.setdefault(model, []).append(seconds)
-    overall = sorted(history.values())[len(history) // 2]
-    total = 0.0
-    for spec in todo:
-        per_epoch = history.get((spec.model, spec.data.name))
-        if per_epoch is None:
-            per_epoch = min(by_model.get(spec.model, [overall]))
-        total += per_epoch * spec.train.epochs
-    return (f"about {total / 60:.1f} min for the {len(todo)} left (serial, from the epoch "
-            "times of finished runs in this store)")
+    return (f"about {format_duration(seconds)} for the {len(todo)} left (serial, from the "
+            "epoch times of finished runs in this store)")
 
 
 @app.command()
 @handle_errors
 def status(study: str | None = typer.Argument(None, help="Study name [default: all]."),
            store: Path | None = StoreOption) -> None:
-    """Count the runs of each study by state."""
+    """Progress of the stored studies: runs by state, the runs in flight, time left."""
     from actlab.study import Store
+    from actlab.study.progress import format_duration, study_progress
 
     path = _store_path(store)
     if not path.exists():
         console.print(f"no run store at {path} yet")
         return
     with Store(path) as db:
-        names = [study] if study else db.studies()
-        table = Table(title=str(path))
-        for column in ("study", "pending", "running", "completed", "diverged", "failed"):
-            table.add_column(column)
-        for name in names:
-            counts = db.counts(db.study_id(name))
-            table.add_row(name, *(str(counts[k]) for k in
-                                  ("pending", "running", "completed", "diverged", "failed")))
-        console.print(table)
+        studies = [study_progress(db, name) for name in ([study] if study else db.studies())]
+    states = ("pending", "running", "completed", "diverged", "failed")
+    table = Table(title=str(path))
+    for column in ("study", *states, "done", "left"):
+        table.add_column(column, justify="left" if column == "study" else "right")
+    for progress in studies:
+        left = ("-" if progress.epochs_left == 0 else "?" if progress.seconds_left is None
+                else f"~{format_duration(progress.seconds_left)}")
+        table.add_row(progress.name, *(str(progress.counts[k]) for k in states),
+                      f"{progress.finished}/{progress.total}", left)
+    console.print(table)
+    if study is None:
+        return
+    (progress,) = studies
+    if progress.running:
+        flight = Table(title="in flight")
+        flight.add_column("run")
+        flight.add_column("run id", no_wrap=True, min_width=16)
+        for column in ("epoch", "owner", "heartbeat"):
+            flight.add_column(column)
+        for run in progress.running:
+            beat = f"{run.heartbeat_age_s:.0f} s ago" + (" [yellow]expired[/]" if run.stale
+                                                          else "")
+            flight.add_row(run.label, run.run_id, f"{run.epoch}/{run.epochs}", run.owner, beat)
+        console.print(flight)
+        if any(run.stale for run in progress.running):
+            console.print("[yellow]expired[/]: the owner has died or gone silent; the next "
+                          "`actlab run` of this study takes the run over (from its last "
+                          "checkpoint)")
+    if progress.epochs_left and progress.seconds_left is None:
+        console.print("time left: no finished runs in this store to estimate it from yet")
+    elif progress.epochs_left:
+        at_once = max(1, sum(not run.stale for run in progress.running))
+        console.print(f"time left: about {format_duration(progress.seconds_left)} for "
+                      f"{progress.epochs_left} epochs, {at_once} run(s) at a time (from the "
+                      "epoch times of finished runs in this store)")
 
 
 def _open_existing(store: Path | None) -> Any:
@@ -695,16 +622,6 @@ def _load_for_cli(name: str, data_dir: Path | None, option: list[str]) -> Any:
                             **_parse_model_options(option))
     finally:
         set_progress_factory(None)
-
-
-@contextlib.contextmanager
-def _task_in(progress: Progress, description: str, total: int | None) -> Any:
-    """A temporary task in an already running progress display."""
-    task = progress.add_task(f"  {description}", total=total)
-    try:
-        yield lambda amount=1: progress.advance(task, amount)
-    finally:
-        progress.remove_task(task)
 
 
 def _rich_progress(description: str, total: int | None) -> Any:

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,9 @@ class RunEvents:
     def study_started(self, study: Study, total: int, done: int) -> None: ...
 
     def run_started(self, spec: RunSpec) -> None: ...
+
+    def run_placed(self, spec: RunSpec, host: str, pid: int) -> None:
+        """Where a run's process is (the Ray executor: every time it is (re)submitted)."""
 
     def epoch_finished(self, spec: RunSpec, metrics: EpochMetrics) -> None: ...
 
@@ -124,8 +128,10 @@ def check_data(specs: list[RunSpec], data_dir: str | None = None) -> None:
 
 
 def _local_worker(store_path: str, study_document: dict, threads: int, retry_failed: bool,
-                  data_dir: str | None, keep_checkpoints: bool) -> None:
+                  data_dir: str | None, keep_checkpoints: bool, gpu: str | None) -> None:
     """One process of the local executor: claim and train runs until none is left."""
+    if gpu is not None:  # before CUDA is initialized: this process sees one GPU, as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
     torch.set_num_threads(threads)
@@ -134,12 +140,32 @@ def _local_worker(store_path: str, study_document: dict, threads: int, retry_fai
                   keep_checkpoints)
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this process sees, as CUDA_VISIBLE_DEVICES entries (respecting one that
+    is already set); empty without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        return [d.strip() for d in visible.split(",") if d.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_assignment(jobs: int, gpus: list[str]) -> list[str | None]:
+    """The GPU each of ``jobs`` local workers is pinned to, round robin (None for all
+    when there is no GPU): with ``jobs`` = GPUs x N every GPU runs N runs at once."""
+    return [gpus[index % len(gpus)] if gpus else None for index in range(jobs)]
+
+
 def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
                     on_progress: Callable[[dict[str, int]], None] | None = None,
                     retry_failed: bool = False, data_dir: str | None = None,
                     keep_checkpoints: bool = False, poll_s: float = 0.5) -> StudySummary:
     """The local executor: ``jobs`` worker processes split the study through the store's
     atomic claims (each worker a serial executor with ``threads_per_job`` torch threads).
+    Where there are GPUs, each worker is pinned to one (:func:`gpu_assignment`).
 
     The store is the only channel: workers claim, heartbeat and write their own runs, and
     this process reports progress by reading the counts. A worker that dies leaves its
@@ -154,7 +180,7 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     context = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
     workers = [context.Process(target=_local_worker, name=f"actlab-worker-{index}", args=(
         str(store.path), study.model_dump(), threads_per_job, False, data_dir,
-        keep_checkpoints)) for index in range(jobs)]
+        keep_checkpoints, gpu)) for index, gpu in enumerate(gpu_assignment(jobs, visible_gpus()))]
     for worker in workers:
         worker.start()
     try:

@@ -359,8 +359,12 @@ class Store:
 
     def checkpoint_epoch(self, study_id: int, run_id: str) -> int:
         """The epoch of the run's last recorded checkpoint (0: none)."""
-        row = self.conn.execute("SELECT checkpoint_epoch FROM runs WHERE study_id=? AND "
-                                "run_id=?", (study_id, run_id)).fetchone()
+        return self._checkpoint_epoch(self.conn, study_id, run_id)
+
+    @staticmethod
+    def _checkpoint_epoch(conn: sqlite3.Connection, study_id: int, run_id: str) -> int:
+        row = conn.execute("SELECT checkpoint_epoch FROM runs WHERE study_id=? AND run_id=?",
+                           (study_id, run_id)).fetchone()
         return (row["checkpoint_epoch"] or 0) if row else 0
 
     def set_checkpoint_epoch(self, study_id: int, run_id: str, epoch: int) -> None:
@@ -418,10 +422,20 @@ class Store:
             conn.execute("UPDATE runs SET status='failed', finished_at=?, error=?, owner=NULL "
                          "WHERE study_id=? AND run_id=?", (time.time(), error, study_id, run_id))
 
-    def release(self, study_id: int, run_id: str) -> None:
-        """Give a claimed run back (e.g. on Ctrl-C) so the next `actlab run` redoes it."""
+    def rewind(self, study_id: int, run_id: str) -> int:
+        """Drop a run's rows after its last checkpoint (an attempt that was cut off may
+        have recorded an epoch it did not checkpoint); returns the epoch it resumes after."""
         with self.transaction() as conn:
-            self._clear_rows(conn, study_id, run_id)
+            epoch = self._checkpoint_epoch(conn, study_id, run_id)
+            self._clear_rows(conn, study_id, run_id, epoch)
+        return epoch
+
+    def release(self, study_id: int, run_id: str) -> None:
+        """Give a claimed run back (e.g. on Ctrl-C) so the next `actlab run` redoes it,
+        from its last checkpoint: the epochs recorded up to that checkpoint are kept."""
+        with self.transaction() as conn:
+            self._clear_rows(conn, study_id, run_id,
+                             self._checkpoint_epoch(conn, study_id, run_id))
             conn.execute("UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL "
                          "WHERE study_id=? AND run_id=?", (study_id, run_id))
 

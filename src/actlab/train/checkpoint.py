@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -21,11 +22,20 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a reader sees the old file or the new one."""
+    _write_atomically(path, lambda out: torch.save({"format": FORMAT_VERSION, **state}, out))
+
+
+def save_checkpoint_bytes(path: Path, data: bytes) -> None:
+    """Write a checkpoint received as bytes (from a Ray worker) atomically to ``path``."""
+    _write_atomically(path, lambda out: out.write(data))
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
-            torch.save({"format": FORMAT_VERSION, **state}, out)
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, path)

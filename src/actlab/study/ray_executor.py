@@ -1,0 +1,310 @@
+"""The Ray executor: every run of a study is a Ray task on a (local or remote) cluster.
+
+The driver (the ``actlab run`` process) is the single writer to the store. It claims as
+many runs as the cluster has slots for, submits each as a Ray *generator* task
+(:func:`train_streaming`) with its CPU and GPU request, and writes what the tasks stream
+back: every epoch's metrics, learnable-AF values and layer measurements as they happen,
+each epoch's checkpoint (as bytes, kept beside the store) and the final result. The
+workers never open the store, so it may live on the driver's local disk.
+
+A run whose worker process or node is lost (``WorkerCrashedError``, ``NodeDiedError``,
+...) is submitted again, resuming from the last checkpoint the driver received, up to
+``max_losses`` times; an exception inside the run is stored as ``failed`` with its
+traceback, as in the other executors. If the driver itself dies, its claims expire and
+the next ``actlab run`` (with any executor) reclaims and resumes them.
+
+Ray is an optional dependency (``pip install 'actlab[ray]'``); see docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actlab.study.executors import RunEvents, StudySummary
+from actlab.study.plan import Study
+from actlab.study.spec import RunSpec
+from actlab.study.store import Store, new_owner
+from actlab.train.checkpoint import save_checkpoint_bytes
+from actlab.train.engine import run_one
+
+log = logging.getLogger(__name__)
+
+RAY_MISSING = ("the Ray executor needs Ray, an optional dependency: install it with "
+               "`pip install 'actlab[ray]'` (on the driver and on every node of the cluster)")
+
+
+class RayExecutorError(RuntimeError):
+    """Ray is missing, the cluster cannot be reached, or it cannot run the study."""
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayExecutorError(RAY_MISSING) from exc
+    return ray
+
+
+# -- worker side -------------------------------------------------------------------------
+def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
+                    threads: int) -> Iterator[tuple[Any, ...]]:
+    """Train one run in this process and yield its events as they happen (the body of
+    the Ray task; a plain generator, so it also runs without Ray):
+
+    ``("started", host, pid, actlab version)``, then per epoch ``("epoch", metrics)``,
+    ``("params", epoch, values)``, ``("layers", epoch, values)``,
+    ``("checkpoint", epoch, bytes)``, and last ``("result", RunResult)`` or
+    ``("error", traceback)``.
+
+    ``checkpoint`` holds the bytes of the run's checkpoint after ``resume_epoch`` (from
+    an earlier attempt) or None. The engine runs in a thread and its callbacks queue the
+    events, because a generator can only yield from its own frame.
+    """
+    import torch
+
+    import actlab
+
+    torch.set_num_threads(threads)
+    spec = RunSpec.model_validate_json(spec_json)
+    events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+    with tempfile.TemporaryDirectory(prefix="actlab-run-") as temp:
+        path = Path(temp) / "checkpoint.pt"
+        if checkpoint is not None:
+            path.write_bytes(checkpoint)
+
+        def train() -> None:
+            try:
+                result = run_one(
+                    spec, on_epoch=lambda metrics: events.put(("epoch", metrics)),
+                    on_params=lambda epoch, values: events.put(("params", epoch, values)),
+                    on_layers=lambda epoch, values: events.put(("layers", epoch, values)),
+                    checkpoint=path, resume_epoch=resume_epoch,
+                    on_checkpoint=lambda epoch: events.put(
+                        ("checkpoint", epoch, path.read_bytes())))
+            except Exception:
+                events.put(("error", traceback.format_exc()))
+            else:
+                events.put(("result", result))
+
+        thread = threading.Thread(target=train, name="actlab-train", daemon=True)
+        thread.start()
+        yield ("started", socket.gethostname(), os.getpid(), actlab.__version__)
+        while True:
+            event = events.get()
+            yield event
+            if event[0] in ("result", "error"):
+                break
+        thread.join()
+
+
+# -- driver side -------------------------------------------------------------------------
+@dataclass
+class _Attempt:
+    spec: RunSpec
+    lost: int = 0  # how many times its worker or node was lost so far
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """What each run asks Ray for."""
+
+    cpus_per_run: float = 1.0
+    runs_per_gpu: int = 1  # >1 packs small models: each run asks for 1/runs_per_gpu GPU
+
+    def gpus(self, spec: RunSpec, cluster_gpus: float) -> float:
+        if spec.train.device == "cpu" or cluster_gpus <= 0:
+            return 0.0
+        return 1.0 / self.runs_per_gpu
+
+    def slots(self, cluster: dict[str, float], use_gpus: bool) -> int:
+        """How many runs the cluster can hold at once (nodes may join or leave)."""
+        slots = int(cluster.get("CPU", 0.0) // self.cpus_per_run)
+        if use_gpus:
+            slots = min(slots, round(cluster.get("GPU", 0.0) * self.runs_per_gpu))
+        return max(1, slots)
+
+
+def connect(address: str | None) -> bool:
+    """Connect to the cluster at ``address`` ('auto', 'host:port', 'ray://...') or start
+    a local one; returns True if this call started Ray (and should shut it down)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    try:
+        # Workers' output would tear through the progress display; their errors come
+        # back as tracebacks and their logs stay in the session's log directory.
+        ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+        raise RayExecutorError(
+            f"cannot connect to {where}: {exc}. Start one with `ray start --head` and pass "
+            "its address (`--address auto` on its head node), see docs/cluster.md"
+        ) from exc
+    return True
+
+
+def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
+                  retry_failed: bool = False, data_dir: str | None = None,
+                  keep_checkpoints: bool = False, address: str | None = None,
+                  resources: RayResources | None = None, max_losses: int = 3,
+                  heartbeat_s: float = 30.0) -> StudySummary:
+    """Run every cell of ``study`` not finished yet as Ray tasks (see the module doc).
+
+    ``address`` is the cluster to use (None: the one ``RAY_ADDRESS`` names, else a new
+    local instance on this machine). ``data_dir`` must be readable at the same path on
+    every node."""
+    ray = import_ray()
+    from ray.exceptions import RayError, RayTaskError
+
+    events = events or RunEvents()
+    resources = resources or RayResources()
+    specs = study.expand()
+    study_id = store.register_study(study, specs)
+    if retry_failed:
+        store.reset_failed(study_id)
+    started_ray = connect(address)
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    if cluster_gpus <= 0 and any(spec.train.device == "cuda" for spec in specs):
+        raise RayExecutorError("the study asks for device 'cuda' but the Ray cluster has no "
+                               "GPUs: start nodes with GPUs or set train.device to auto/cpu")
+    use_gpus = cluster_gpus > 0 and any(spec.train.device != "cpu" for spec in specs)
+    task = ray.remote(max_retries=0)(train_streaming)  # retries are ours: they resume
+    counts = store.counts(study_id)
+    events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
+    owner = new_owner()
+    summary = StudySummary(counts=counts)
+    running: dict[Any, _Attempt] = {}
+
+    def submit(attempt: _Attempt) -> None:
+        spec = attempt.spec
+        resume_epoch = store.rewind(study_id, spec.run_id)
+        path = store.artifact_dir(study_id, spec.run_id) / "checkpoint.pt"
+        data = path.read_bytes() if resume_epoch and path.exists() else None
+        generator = task.options(
+            num_cpus=resources.cpus_per_run, num_gpus=resources.gpus(spec, cluster_gpus),
+            name=f"actlab:{spec.run_id}",
+        ).remote(spec.model_dump_json(), data, resume_epoch if data else 0,
+                 max(1, int(resources.cpus_per_run)))
+        running[generator] = attempt
+
+    def end(generator: Any) -> None:
+        attempt = running.pop(generator)
+        if not keep_checkpoints:
+            (store.artifact_dir(study_id, attempt.spec.run_id) / "checkpoint.pt").unlink(
+                missing_ok=True)
+        summary.ran += 1
+
+    def handle(generator: Any, event: tuple[Any, ...]) -> None:
+        spec = running[generator].spec
+        kind, run_id = event[0], spec.run_id
+        if kind == "started":
+            log.info("%s runs on %s (pid %s)", spec.describe(), event[1], event[2])
+            events.run_placed(spec, event[1], event[2])
+            if event[3] != _version():
+                log.warning("node %s has actlab %s, the driver %s: install the same version "
+                            "everywhere", event[1], event[3], _version())
+        elif kind == "epoch":
+            store.record_epoch(study_id, run_id, event[1])
+            events.epoch_finished(spec, event[1])
+        elif kind == "params":
+            store.record_params(study_id, run_id, event[1], event[2])
+        elif kind == "layers":
+            store.record_layers(study_id, run_id, event[1], event[2])
+        elif kind == "checkpoint":
+            path = store.artifact_dir(study_id, run_id) / "checkpoint.pt"
+            try:
+                save_checkpoint_bytes(path, event[2])
+            except OSError as exc:
+                log.warning("could not write the checkpoint %s (%s); %s would restart from "
+                            "scratch if its worker were lost", path, exc, spec.describe())
+            else:
+                store.set_checkpoint_epoch(study_id, run_id, event[1])
+        elif kind == "result":
+            store.finish(study_id, run_id, event[1])
+            end(generator)
+            events.run_finished(spec, event[1])
+        elif kind == "error":
+            fail(generator, event[1])
+
+    def fail(generator: Any, error: str) -> None:
+        spec = running[generator].spec
+        log.error("run %s (%s) failed:\n%s", spec.run_id, spec.describe(), error)
+        store.fail(study_id, spec.run_id, error)
+        end(generator)
+        summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
+        events.run_failed(spec, error)
+
+    def lost(generator: Any, error: Exception) -> None:
+        attempt = running[generator]
+        attempt.lost += 1
+        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+        if attempt.lost > max_losses:
+            fail(generator, f"its worker or node was lost {attempt.lost} times; the last "
+                            f"time: {reason}")
+            return
+        log.warning("%s: worker or node lost (%s); resubmitting it (loss %d of at most %d) "
+                    "from its last checkpoint", attempt.spec.describe(), reason, attempt.lost,
+                    max_losses)
+        del running[generator]
+        submit(attempt)
+
+    last_beat = time.monotonic()
+    try:
+        while True:
+            slots = resources.slots(ray.cluster_resources(), use_gpus)
+            while len(running) < slots and (
+                    claimed := store.claim_next(study_id, owner)) is not None:
+                spec = claimed.with_data_dir(data_dir)
+                submit(_Attempt(spec))
+                events.run_started(spec)
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            for generator in ready:
+                try:
+                    event = ray.get(next(generator))
+                except StopIteration:  # ended without a result: treat as a lost worker
+                    lost(generator, RuntimeError("the task ended without a result"))
+                except RayTaskError as exc:  # the task body itself raised (e.g. on import)
+                    fail(generator, str(exc))
+                except RayError as exc:  # worker process or node lost: run it again
+                    lost(generator, exc)
+                else:
+                    handle(generator, event)
+            if time.monotonic() - last_beat > heartbeat_s:
+                for attempt in running.values():
+                    store.heartbeat(study_id, attempt.spec.run_id, owner)
+                last_beat = time.monotonic()
+    except BaseException:
+        # Ctrl-C, or the store cannot be written: stop the tasks and give their runs back
+        # (they resume from their checkpoints on the next `actlab run`).
+        for generator, attempt in running.items():
+            ray.cancel(generator, force=True)
+            try:
+                store.release(study_id, attempt.spec.run_id)
+            except Exception:  # the store may be what failed; the claims expire anyway
+                log.debug("could not release %s", attempt.spec.run_id, exc_info=True)
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+    summary.counts = store.counts(study_id)
+    return summary
+
+
+def _version() -> str:
+    import actlab
+
+    return actlab.__version__
