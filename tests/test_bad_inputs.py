@@ -108,6 +108,13 @@ def test_bad_study_files(tmp_path, store, text: str, message: str) -> None:
     (["data", "show", "synthetic", "--corruption", "contrast(severity=9)"], "severity must be"),
     (["lr-find", "--dataset", "synthetic", "--start", "1", "--end", "0.1"], "start_lr < end_lr"),
     (["train", "--optimizer", "lion", "--dataset", "synthetic"], "unknown optimizer 'lion'"),
+    (["run", "{dir}/good.yaml", "--executor", "slurm"], "'slurm' is not one of"),
+    (["run", "{dir}/good.yaml", "--executor", "serial", "--jobs", "2"],
+     "--jobs needs the local executor"),
+    (["run", "{dir}/good.yaml", "--executor", "ray", "--jobs", "2"],
+     "use --cpus-per-run/--runs-per-gpu instead"),
+    (["run", "{dir}/good.yaml", "--address", "auto"], "--address is for --executor ray"),
+    (["run", "{dir}/good.yaml", "--runs-per-gpu", "0"], "--runs-per-gpu"),
 ])
 def test_bad_command_lines(tmp_path, store, args: list[str], message: str) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -74,7 +75,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except _expected_errors() as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -166,7 +167,7 @@ def lr_find(
         })
         result = lr_range_test(spec, start, end, steps)
     except ValueError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     low, high = result.suggested_range
     save(lr_find_figure(result.lrs, result.losses, result.smoothed, (low, high),
@@ -545,7 +546,7 @@ def _describe(name: str, act: str, classes: int, channels: int, size: int,
     except ValueError as exc:
         if isinstance(exc, ComponentSpecError):
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
 

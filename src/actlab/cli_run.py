@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
@@ -99,12 +100,12 @@ class ProgressEvents:
         self.progress.advance(self.overall)
         if result.status == "diverged":
             self.progress.console.print(f"[yellow]diverged[/] {spec.describe()} in epoch "
-                                        f"{result.diverged_epoch}: {result.reason}")
+                                        f"{result.diverged_epoch}: {escape(result.reason)}")
 
     def run_failed(self, spec: Any, error: str) -> None:
         self.progress.advance(self.overall)
         self.progress.console.print(f"[red]failed[/] {spec.describe()}: "
-                                    f"{error.strip().splitlines()[-1]}")
+                                    f"{escape(error.strip().splitlines()[-1])}")
 
 
 class ConcurrentProgressEvents(ProgressEvents):
