@@ -115,6 +115,10 @@ def test_bad_study_files(tmp_path, store, text: str, message: str) -> None:
      "use --cpus-per-run/--runs-per-gpu instead"),
     (["run", "{dir}/good.yaml", "--address", "auto"], "--address is for --executor ray"),
     (["run", "{dir}/good.yaml", "--runs-per-gpu", "0"], "--runs-per-gpu"),
+    (["run", "{dir}/good.yaml", "--executor", "ray", "--address", "127.0.0.1:1"],
+     "cannot connect to the Ray cluster at '127.0.0.1:1'"),
+    (["run", "{dir}/good.yaml", "--executor", "ray", "--address", "head-node"],
+     "is not auto, host:port or ray://host:port"),
 ])
 def test_bad_command_lines(tmp_path, store, args: list[str], message: str) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)

@@ -165,8 +165,6 @@ def execute(study: Any, store_path: Path, execution: Execution, *, report: bool 
             ) -> Any:
     """Run a study with a live progress display; returns the executor's summary."""
     from actlab.data.loader import _load_cached
-    from actlab.progress import set_progress_factory
-    from actlab.study import Store
     from actlab.study.executors import check_data
 
     threads = set_threads(execution.threads)
@@ -181,6 +179,32 @@ def execute(study: Any, store_path: Path, execution: Execution, *, report: bool 
     check_data(specs, data_dir)
     if execution.executor != "serial":  # the workers load their own copies
         _load_cached.cache_clear()
+    # Reach the cluster before the store is touched: a wrong address changes nothing.
+    started_ray = execution.executor == "ray" and _connect_ray(execution.address)
+    try:
+        return _execute_with_store(study, store_path, execution, report, threads, data_dir,
+                                   specs, started)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _connect_ray(address: str | None) -> bool:
+    from actlab.study.ray_executor import connect
+
+    with console.status("connecting to Ray"):
+        return connect(address)
+
+
+def _execute_with_store(study: Any, store_path: Path, execution: Execution, report: bool,
+                        threads: int, data_dir: str | None, specs: list[Any],
+                        started: float) -> Any:
+    from actlab.progress import set_progress_factory
+    from actlab.study import Store
+
+    jobs = execution.jobs
     with Store(store_path) as db:
         with Progress(*COLUMNS, console=console, transient=False) as progress:
             # Long data work inside runs (decoding an image folder) shows as a task here.

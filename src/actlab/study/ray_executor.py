@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actlab import __version__
 from actlab.study.executors import RunEvents, StudySummary
 from actlab.study.plan import Study
 from actlab.study.spec import RunSpec
@@ -73,8 +74,6 @@ def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
     """
     import torch
 
-    import actlab
-
     torch.set_num_threads(threads)
     spec = RunSpec.model_validate_json(spec_json)
     events: queue.Queue[tuple[Any, ...]] = queue.Queue()
@@ -99,7 +98,7 @@ def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
 
         thread = threading.Thread(target=train, name="actlab-train", daemon=True)
         thread.start()
-        yield ("started", socket.gethostname(), os.getpid(), actlab.__version__)
+        yield ("started", socket.gethostname(), os.getpid(), __version__)
         while True:
             event = events.get()
             yield event
@@ -136,23 +135,36 @@ class RayResources:
 
 
 def connect(address: str | None) -> bool:
-    """Connect to the cluster at ``address`` ('auto', 'host:port', 'ray://...') or start
-    a local one; returns True if this call started Ray (and should shut it down)."""
+    """Connect to the cluster at ``address`` ('auto', 'host:port', 'ray://host:port') or
+    start a local one; returns True if this call started Ray (and should shut it down)."""
     ray = import_ray()
     if ray.is_initialized():
         return False
+    where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+    fix = ("start one with `ray start --head` and pass its address (`--address auto` on "
+           "its head node), see docs/cluster.md")
+    if address and address != "auto":
+        check_reachable(address, where, fix)
     try:
         # Workers' output would tear through the progress display; their errors come
         # back as tracebacks and their logs stay in the session's log directory.
         ray.init(address=address, log_to_driver=False, include_dashboard=False,
                  logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise RayExecutorError(
-            f"cannot connect to {where}: {exc}. Start one with `ray start --head` and pass "
-            "its address (`--address auto` on its head node), see docs/cluster.md"
-        ) from exc
+        raise RayExecutorError(f"cannot connect to {where}: {exc}; {fix}") from exc
     return True
+
+
+def check_reachable(address: str, where: str, fix: str, timeout_s: float = 5.0) -> None:
+    """Fail at once when nothing listens at ``address`` (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayExecutorError(f"--address {address!r} is not auto, host:port or "
+                               "ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayExecutorError(f"cannot connect to {where}: {exc}; {fix}") from exc
 
 
 def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
@@ -212,9 +224,9 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
         if kind == "started":
             log.info("%s runs on %s (pid %s)", spec.describe(), event[1], event[2])
             events.run_placed(spec, event[1], event[2])
-            if event[3] != _version():
+            if event[3] != __version__:
                 log.warning("node %s has actlab %s, the driver %s: install the same version "
-                            "everywhere", event[1], event[3], _version())
+                            "everywhere", event[1], event[3], __version__)
         elif kind == "epoch":
             store.record_epoch(study_id, run_id, event[1])
             events.epoch_finished(spec, event[1])
@@ -303,8 +315,3 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
     summary.counts = store.counts(study_id)
     return summary
 
-
-def _version() -> str:
-    import actlab
-
-    return actlab.__version__
