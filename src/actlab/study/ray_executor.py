@@ -174,144 +174,185 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
                   heartbeat_s: float = 30.0) -> StudySummary:
     """Run every cell of ``study`` not finished yet as Ray tasks (see the module doc).
 
-    ``address`` is the cluster to use (None: the one ``RAY_ADDRESS`` names, else a new
-    local instance on this machine). ``data_dir`` must be readable at the same path on
-    every node."""
+    ``address`` is the cluster to use (None: the one ``RAY_ADDRESS`` names or ``ray
+    start`` started here, else a new local instance). ``data_dir`` must be readable at
+    the same path on every node. A run whose worker or node is lost is resubmitted up to
+    ``max_losses`` times."""
     ray = import_ray()
-    from ray.exceptions import RayError, RayTaskError
-
-    events = events or RunEvents()
-    resources = resources or RayResources()
     specs = study.expand()
-    study_id = store.register_study(study, specs)
-    if retry_failed:
-        store.reset_failed(study_id)
     started_ray = connect(address)
-    cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
-    if cluster_gpus <= 0 and any(spec.train.device == "cuda" for spec in specs):
-        raise RayExecutorError("the study asks for device 'cuda' but the Ray cluster has no "
-                               "GPUs: start nodes with GPUs or set train.device to auto/cpu")
-    use_gpus = cluster_gpus > 0 and any(spec.train.device != "cpu" for spec in specs)
-    task = ray.remote(max_retries=0)(train_streaming)  # retries are ours: they resume
-    counts = store.counts(study_id)
-    events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
-    owner = new_owner()
-    summary = StudySummary(counts=counts)
-    running: dict[Any, _Attempt] = {}
+    try:
+        cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        if cluster_gpus <= 0 and any(spec.train.device == "cuda" for spec in specs):
+            raise RayExecutorError(
+                "the study asks for device 'cuda' but the Ray cluster has no GPUs: start "
+                "nodes with GPUs or set train.device to auto or cpu")
+        study_id = store.register_study(study, specs)
+        if retry_failed:
+            store.reset_failed(study_id)
+        counts = store.counts(study_id)
+        events = events or RunEvents()
+        events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
+        driver = _Driver(store, study_id, events, resources or RayResources(), cluster_gpus,
+                         use_gpus=cluster_gpus > 0 and any(s.train.device != "cpu"
+                                                           for s in specs),
+                         data_dir=data_dir, keep_checkpoints=keep_checkpoints,
+                         max_losses=max_losses, heartbeat_s=heartbeat_s)
+        driver.run()
+        driver.summary.counts = store.counts(study_id)
+        return driver.summary
+    finally:
+        if started_ray:
+            ray.shutdown()
 
-    def submit(attempt: _Attempt) -> None:
+
+class _Driver:
+    """The loop of the Ray executor: claim, submit, write what the tasks stream back."""
+
+    def __init__(self, store: Store, study_id: int, events: RunEvents,
+                 resources: RayResources, cluster_gpus: float, use_gpus: bool,
+                 data_dir: str | None, keep_checkpoints: bool, max_losses: int,
+                 heartbeat_s: float) -> None:
+        self.ray = import_ray()
+        self.store, self.study_id, self.events = store, study_id, events
+        self.resources, self.cluster_gpus, self.use_gpus = resources, cluster_gpus, use_gpus
+        self.data_dir, self.keep_checkpoints = data_dir, keep_checkpoints
+        self.max_losses, self.heartbeat_s = max_losses, heartbeat_s
+        self.owner = new_owner()
+        self.summary = StudySummary(counts=store.counts(study_id))
+        self.running: dict[Any, _Attempt] = {}  # Ray generator -> its run
+        self.task = self.ray.remote(max_retries=0)(train_streaming)  # retries are ours
+
+    def run(self) -> None:
+        from ray.exceptions import RayError, RayTaskError
+
+        last_beat = time.monotonic()
+        try:
+            while True:
+                self.fill_slots()
+                if not self.running:
+                    break
+                ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=1.0)
+                for generator in ready:
+                    try:
+                        event = self.ray.get(next(generator))
+                    except StopIteration:  # ended without a result: as if lost
+                        self.lost(generator, RuntimeError("the task ended without a result"))
+                    except RayTaskError as exc:  # the task body itself raised (on import)
+                        self.fail(generator, str(exc))
+                    except RayError as exc:  # its worker process or node was lost
+                        self.lost(generator, exc)
+                    else:
+                        self.handle(generator, event)
+                if time.monotonic() - last_beat > self.heartbeat_s:
+                    for attempt in self.running.values():
+                        self.store.heartbeat(self.study_id, attempt.spec.run_id, self.owner)
+                    last_beat = time.monotonic()
+        except BaseException:
+            self.give_back()  # Ctrl-C, or the store cannot be written
+            raise
+
+    def fill_slots(self) -> None:
+        """Claim and submit runs while the cluster has room for more."""
+        slots = self.resources.slots(self.ray.cluster_resources(), self.use_gpus)
+        while len(self.running) < slots:
+            claimed = self.store.claim_next(self.study_id, self.owner)
+            if claimed is None:
+                return
+            spec = claimed.with_data_dir(self.data_dir)
+            self.submit(_Attempt(spec))
+            self.events.run_started(spec)
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        return self.store.artifact_dir(self.study_id, run_id) / "checkpoint.pt"
+
+    def submit(self, attempt: _Attempt) -> None:
+        """Submit a run, from its last checkpoint if the driver holds one."""
         spec = attempt.spec
-        resume_epoch = store.rewind(study_id, spec.run_id)
-        path = store.artifact_dir(study_id, spec.run_id) / "checkpoint.pt"
+        resume_epoch = self.store.rewind(self.study_id, spec.run_id)
+        path = self.checkpoint_path(spec.run_id)
         data = path.read_bytes() if resume_epoch and path.exists() else None
-        generator = task.options(
-            num_cpus=resources.cpus_per_run, num_gpus=resources.gpus(spec, cluster_gpus),
+        if resume_epoch and data is None:  # the file is gone: start over, cleanly
+            self.store.set_checkpoint_epoch(self.study_id, spec.run_id, 0)
+            resume_epoch = self.store.rewind(self.study_id, spec.run_id)
+        generator = self.task.options(
+            num_cpus=self.resources.cpus_per_run,
+            num_gpus=self.resources.gpus(spec, self.cluster_gpus),
             name=f"actlab:{spec.run_id}",
-        ).remote(spec.model_dump_json(), data, resume_epoch if data else 0,
-                 max(1, int(resources.cpus_per_run)))
-        running[generator] = attempt
+        ).remote(spec.model_dump_json(), data, resume_epoch,
+                 max(1, int(self.resources.cpus_per_run)))
+        self.running[generator] = attempt
 
-    def end(generator: Any) -> None:
-        attempt = running.pop(generator)
-        if not keep_checkpoints:
-            (store.artifact_dir(study_id, attempt.spec.run_id) / "checkpoint.pt").unlink(
-                missing_ok=True)
-        summary.ran += 1
-
-    def handle(generator: Any, event: tuple[Any, ...]) -> None:
-        spec = running[generator].spec
+    def handle(self, generator: Any, event: tuple[Any, ...]) -> None:
+        spec = self.running[generator].spec
         kind, run_id = event[0], spec.run_id
         if kind == "started":
             log.info("%s runs on %s (pid %s)", spec.describe(), event[1], event[2])
-            events.run_placed(spec, event[1], event[2])
+            self.events.run_placed(spec, event[1], event[2])
             if event[3] != __version__:
                 log.warning("node %s has actlab %s, the driver %s: install the same version "
                             "everywhere", event[1], event[3], __version__)
         elif kind == "epoch":
-            store.record_epoch(study_id, run_id, event[1])
-            events.epoch_finished(spec, event[1])
+            self.store.record_epoch(self.study_id, run_id, event[1])
+            self.events.epoch_finished(spec, event[1])
         elif kind == "params":
-            store.record_params(study_id, run_id, event[1], event[2])
+            self.store.record_params(self.study_id, run_id, event[1], event[2])
         elif kind == "layers":
-            store.record_layers(study_id, run_id, event[1], event[2])
+            self.store.record_layers(self.study_id, run_id, event[1], event[2])
         elif kind == "checkpoint":
-            path = store.artifact_dir(study_id, run_id) / "checkpoint.pt"
-            try:
-                save_checkpoint_bytes(path, event[2])
-            except OSError as exc:
-                log.warning("could not write the checkpoint %s (%s); %s would restart from "
-                            "scratch if its worker were lost", path, exc, spec.describe())
-            else:
-                store.set_checkpoint_epoch(study_id, run_id, event[1])
+            self.save_checkpoint(spec, event[1], event[2])
         elif kind == "result":
-            store.finish(study_id, run_id, event[1])
-            end(generator)
-            events.run_finished(spec, event[1])
+            self.store.finish(self.study_id, run_id, event[1])
+            self.end(generator)
+            self.events.run_finished(spec, event[1])
         elif kind == "error":
-            fail(generator, event[1])
+            self.fail(generator, event[1])
 
-    def fail(generator: Any, error: str) -> None:
-        spec = running[generator].spec
+    def save_checkpoint(self, spec: RunSpec, epoch: int, data: bytes) -> None:
+        path = self.checkpoint_path(spec.run_id)
+        try:
+            save_checkpoint_bytes(path, data)
+        except OSError as exc:
+            log.warning("could not write the checkpoint %s (%s); %s would restart from "
+                        "scratch if its worker were lost", path, exc, spec.describe())
+        else:
+            self.store.set_checkpoint_epoch(self.study_id, spec.run_id, epoch)
+
+    def end(self, generator: Any) -> None:
+        attempt = self.running.pop(generator)
+        if not self.keep_checkpoints:
+            self.checkpoint_path(attempt.spec.run_id).unlink(missing_ok=True)
+        self.summary.ran += 1
+
+    def fail(self, generator: Any, error: str) -> None:
+        spec = self.running[generator].spec
         log.error("run %s (%s) failed:\n%s", spec.run_id, spec.describe(), error)
-        store.fail(study_id, spec.run_id, error)
-        end(generator)
-        summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
-        events.run_failed(spec, error)
+        self.store.fail(self.study_id, spec.run_id, error)
+        self.end(generator)
+        self.summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
+        self.events.run_failed(spec, error)
 
-    def lost(generator: Any, error: Exception) -> None:
-        attempt = running[generator]
+    def lost(self, generator: Any, error: Exception) -> None:
+        """The run's worker or node is gone: submit it again, or fail it after too many."""
+        attempt = self.running[generator]
         attempt.lost += 1
         reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
-        if attempt.lost > max_losses:
-            fail(generator, f"its worker or node was lost {attempt.lost} times; the last "
-                            f"time: {reason}")
+        if attempt.lost > self.max_losses:
+            self.fail(generator, f"its worker or node was lost {attempt.lost} times; the "
+                                 f"last time: {reason}")
             return
         log.warning("%s: worker or node lost (%s); resubmitting it (loss %d of at most %d) "
                     "from its last checkpoint", attempt.spec.describe(), reason, attempt.lost,
-                    max_losses)
-        del running[generator]
-        submit(attempt)
+                    self.max_losses)
+        del self.running[generator]
+        self.submit(attempt)
 
-    last_beat = time.monotonic()
-    try:
-        while True:
-            slots = resources.slots(ray.cluster_resources(), use_gpus)
-            while len(running) < slots and (
-                    claimed := store.claim_next(study_id, owner)) is not None:
-                spec = claimed.with_data_dir(data_dir)
-                submit(_Attempt(spec))
-                events.run_started(spec)
-            if not running:
-                break
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-            for generator in ready:
-                try:
-                    event = ray.get(next(generator))
-                except StopIteration:  # ended without a result: treat as a lost worker
-                    lost(generator, RuntimeError("the task ended without a result"))
-                except RayTaskError as exc:  # the task body itself raised (e.g. on import)
-                    fail(generator, str(exc))
-                except RayError as exc:  # worker process or node lost: run it again
-                    lost(generator, exc)
-                else:
-                    handle(generator, event)
-            if time.monotonic() - last_beat > heartbeat_s:
-                for attempt in running.values():
-                    store.heartbeat(study_id, attempt.spec.run_id, owner)
-                last_beat = time.monotonic()
-    except BaseException:
-        # Ctrl-C, or the store cannot be written: stop the tasks and give their runs back
-        # (they resume from their checkpoints on the next `actlab run`).
-        for generator, attempt in running.items():
-            ray.cancel(generator, force=True)
+    def give_back(self) -> None:
+        """Stop the tasks in flight and release their runs (they resume from their
+        checkpoints on the next `actlab run`)."""
+        for generator, attempt in self.running.items():
+            self.ray.cancel(generator, force=True)
             try:
-                store.release(study_id, attempt.spec.run_id)
+                self.store.release(self.study_id, attempt.spec.run_id)
             except Exception:  # the store may be what failed; the claims expire anyway
                 log.debug("could not release %s", attempt.spec.run_id, exc_info=True)
-        raise
-    finally:
-        if started_ray:
-            ray.shutdown()
-    summary.counts = store.counts(study_id)
-    return summary
-
