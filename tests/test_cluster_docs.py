@@ -19,7 +19,7 @@ pytest.importorskip("ray", reason="the Ray executor's tests need `actlab[ray]`")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tested_block() -> str:
+def documented_block() -> str:
     text = (ROOT / "docs" / "cluster.md").read_text()
     match = re.search(r"<!-- tested: tests/test_cluster_docs.py[^>]*-->\s*```bash\n(.*?)```",
                       text, re.DOTALL)
@@ -29,7 +29,7 @@ def tested_block() -> str:
 
 @pytest.mark.slow
 def test_the_documented_local_cluster_commands_work(tmp_path) -> None:
-    block = tested_block()
+    block = documented_block()
     assert "ray start --head" in block
     assert "--executor ray" in block
     (tmp_path / "studies").mkdir()
