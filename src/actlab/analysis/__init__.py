@@ -1,5 +1,36 @@
-"""Analysis of stored runs: aggregation and statistics across seeds."""
+"""Analysis of stored runs: aggregation and statistics across seeds and tasks."""
 
 from actlab.analysis.aggregate import curve_band, format_mean_std, pivot_mean_std, summarize
+from actlab.analysis.stats import (
+    FriedmanResult,
+    average_ranks,
+    bootstrap_ci,
+    cell_statistics,
+    compare_to_baseline,
+    friedman,
+    holm,
+    iqm,
+    nemenyi_critical_difference,
+    paired_test,
+    pairwise_wilcoxon_holm,
+    probability_of_improvement,
+)
 
-__all__ = ["curve_band", "format_mean_std", "pivot_mean_std", "summarize"]
+__all__ = [
+    "FriedmanResult",
+    "average_ranks",
+    "bootstrap_ci",
+    "cell_statistics",
+    "compare_to_baseline",
+    "curve_band",
+    "format_mean_std",
+    "friedman",
+    "holm",
+    "iqm",
+    "nemenyi_critical_difference",
+    "paired_test",
+    "pairwise_wilcoxon_holm",
+    "pivot_mean_std",
+    "probability_of_improvement",
+    "summarize",
+]
