@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
+#: The run fields that the long frames (epochs, params, layers) carry beside run_id.
+CELL_COLUMNS = ("model", "dataset", "act", "init", "optimizer", "lr", "seed")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
                  "images_per_s", "test_loss", "test_acc", "peak_memory_mb")
 #: Columns (table, column, type) added by each schema version, so an older store is
@@ -483,7 +485,7 @@ class Store:
             "SELECT e.* FROM epochs e JOIN runs r USING (study_id, run_id) "
             "WHERE e.study_id=? AND r.in_plan=1 ORDER BY r.position, e.epoch",
             self.conn, params=(study_id,))
-        runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed", "status"]]
+        runs = self.runs_frame(study_id)[["run_id", *CELL_COLUMNS, "status"]]
         return frame.drop(columns=["study_id"]).merge(runs, on="run_id")
 
     def params_frame(self, study_id: int) -> pd.DataFrame:
@@ -502,7 +504,7 @@ class Store:
             f"SELECT t.run_id, t.epoch, {key_list}, t.value FROM {table} t "
             "JOIN runs r USING (study_id, run_id) WHERE t.study_id=? AND r.in_plan=1 "
             f"ORDER BY r.position, t.epoch, {key_list}", self.conn, params=(study_id,))
-        runs = self.runs_frame(study_id)[["run_id", "model", "act", "init", "seed"]]
+        runs = self.runs_frame(study_id)[["run_id", *CELL_COLUMNS, "status"]]
         return frame.merge(runs, on="run_id")
 
     def confusion(self, study_id: int, run_id: str) -> list[list[int]] | None:
