@@ -153,7 +153,7 @@ def lr_find(
     suggested range (Smith 2017); writes a plot and a CSV beside it."""
     import pandas as pd
 
-    from actlab.report.plots import lr_find_figure, save
+    from actlab.report.figures import lr_find_figure, save
     from actlab.study import RunSpec
     from actlab.train.lr_find import lr_range_test
 
@@ -171,7 +171,8 @@ def lr_find(
         raise typer.Exit(2) from None
     low, high = result.suggested_range
     save(lr_find_figure(result.lrs, result.losses, result.smoothed, (low, high),
-                        title=f"{spec.describe()} on {dataset}"), out)
+                        title=f"{spec.describe()} on {dataset}"), out,
+         formats=(out.suffix.lstrip(".") or "png",))
     pd.DataFrame({"lr": result.lrs, "loss": result.losses, "smoothed": result.smoothed}
                  ).to_csv(out.with_suffix(".csv"), index=False)
     console.print(f"steepest descent at lr {result.suggested_lr:.3g}; minimum loss at "

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from actlab.analysis import format_mean_std, pivot_mean_std, summarize
-from actlab.report.plots import colour_map, curves_figure, save
+from actlab.report.figures import colour_map, save
+from actlab.report.figures import curves as curves_figure
 from actlab.study.store import Store
 
 log = logging.getLogger(__name__)
