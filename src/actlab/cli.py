@@ -235,13 +235,23 @@ def train(
 @app.command()
 @handle_errors
 def report(
-    study: str = typer.Argument(..., help="Study name (as in its file's `name:`)."),
+    studies: list[str] = typer.Argument(..., help="Study name(s) (as in the file's `name:`); "
+                                                  "several are compared in one report."),
     store: Path | None = StoreOption,
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help="Output folder [default: beside the store, "
                                          "reports/STUDY]."),
+    metric: str = typer.Option("test_acc", "--metric", "-m",
+                               help="Final metric to compare: test_acc, best_test_acc, "
+                                    "test_loss, test_macro_f1, ..."),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Baseline cell for comparisons, e.g. 'act=relu,init=he_normal' "
+                                 "[default: the first of each axis in the plan]."),
+    self_contained: bool = typer.Option(False, "--self-contained",
+                                        help="Embed the figures in index.html (one file)."),
 ) -> None:
-    """Write a study's report: report.md, figures and CSV files."""
+    """Write a report: index.html, report.md, tables/ (Markdown, LaTeX, CSV), figures/
+    (PNG, SVG), runs.csv and epochs.csv."""
     from actlab.study import Store
 
     path = _store_path(store)
@@ -250,7 +260,31 @@ def report(
                           "(`actlab run STUDY.yaml`) or pass --store.")
         raise typer.Exit(2)
     with Store(path) as db:
-        write_report(db, study, out)
+        for name in studies:
+            db.study_id(name)  # an unknown name is a clear error before any work
+        try:
+            write_report(db, studies, out, metric=metric,
+                         baseline=_parse_baseline(baseline), self_contained=self_contained)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+
+def _parse_baseline(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    baseline: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{part!r} is not axis=value (e.g. act=relu,init=he_normal)",
+                                     param_hint="--baseline")
+        value = value.strip()
+        try:
+            baseline[key.strip()] = float(value) if key.strip() == "lr" else value
+        except ValueError:
+            raise typer.BadParameter(f"lr={value!r} is not a number",
+                                     param_hint="--baseline") from None
+    return baseline
 
 
 @app.command()

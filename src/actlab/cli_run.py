@@ -152,13 +152,15 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
-def write_report(db: Any, study: str, out: Path | None) -> Path:
-    from actlab.report.markdown import write_report as write
+def write_report(db: Any, studies: list[str], out: Path | None, **options: Any) -> Path:
+    """Write the report of ``studies`` (default folder: beside the store) and say where."""
+    from actlab.report import write_report as write
 
-    out = out or db.path.parent / "reports" / study
-    path = write(db, study, out)
-    console.print(f"report: {path}")
-    return path
+    out = out or db.path.parent / "reports" / "+".join(studies)
+    with console.status("writing the report"):
+        paths = write(db, studies, out, **options)
+    console.print(f"report: {paths['html']} (and {paths['markdown'].name}, tables/, figures/)")
+    return paths["html"]
 
 
 def execute(study: Any, store_path: Path, execution: Execution, *, report: bool = False
@@ -228,7 +230,7 @@ def _execute_with_store(study: Any, store_path: Path, execution: Execution, repo
             f"({summary.ran} run now, {time.perf_counter() - started:.0f} s, {how}); "
             f"store {db.path}")
         if report:
-            write_report(db, study.name, None)
+            write_report(db, [study.name], None)
         summary.runs = db.runs_frame(db.study_id(study.name))
     if counts["failed"]:
         err_console.print(f"[red]{counts['failed']} run(s) failed[/]; see `actlab report "

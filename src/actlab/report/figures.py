@@ -140,8 +140,7 @@ def heatmap(stats: pd.DataFrame, rows: str, cols: str, metric: str, scale: float
     table = table.reindex(index=list(dict.fromkeys(stats[rows])),
                           columns=list(dict.fromkeys(stats[cols]))) * scale
     fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2.4, 0.45 * len(table) + 1.6))
-    cmap = plt.get_cmap("viridis" if higher_is_better else "viridis_r").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("viridis" if higher_is_better else "viridis_r").with_extremes(bad="0.85")
     image = ax.imshow(np.ma.masked_invalid(table.to_numpy(dtype=float)), cmap=cmap,
                       aspect="auto")
     ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns], rotation=20,

@@ -8,6 +8,7 @@ Cells without completed runs read ``—``. The CSV keeps the raw numbers.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import dataclass, field
@@ -86,6 +87,24 @@ class CellTable:
                 cells.append(text)
             lines.append("| " + " | ".join([str(row), *cells]) + " |")
         return "\n".join(lines)
+
+    def to_html(self) -> str:
+        marks = self.marks()
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.col_order)
+        rows = []
+        for row in self.row_order:
+            cells = []
+            for col in self.col_order:
+                text, mark = html.escape(self.text(row, col)), marks.get((row, col), set())
+                if "col_best" in mark:
+                    text = f"<em>{text}</em>"
+                if "row_best" in mark:
+                    text = f"<strong>{text}</strong>"
+                cells.append(f"<td>{text}</td>")
+            rows.append(f"<tr><th>{html.escape(str(row))}</th>{''.join(cells)}</tr>")
+        corner = html.escape(f"{self.rows} \\ {self.cols}")
+        return (f'<table class="data cells"><thead><tr><th>{corner}</th>{head}</tr></thead>'
+                f"<tbody>{''.join(rows)}</tbody></table>")
 
     def to_latex(self) -> str:
         marks = self.marks()
