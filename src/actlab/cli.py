@@ -252,6 +252,7 @@ def report(
 ) -> None:
     """Write a report: index.html, report.md, tables/ (Markdown, LaTeX, CSV), figures/
     (PNG, SVG), runs.csv and epochs.csv."""
+    from actlab.report.build import ReportError
     from actlab.study import Store
 
     path = _store_path(store)
@@ -265,7 +266,7 @@ def report(
         try:
             write_report(db, studies, out, metric=metric,
                          baseline=_parse_baseline(baseline), self_contained=self_contained)
-        except ValueError as exc:
+        except ReportError as exc:
             raise typer.BadParameter(str(exc)) from None
 
 

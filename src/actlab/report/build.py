@@ -39,6 +39,10 @@ LOWER_IS_BETTER = ("loss", "seconds", "epochs_to", "auc")
 CI_TEXT = "95% percentile-bootstrap confidence interval of the mean over seeds"
 
 
+class ReportError(ValueError):
+    """A report option that does not fit the studies (unknown metric, baseline)."""
+
+
 class Report:
     """Everything the report shows, computed from the store on creation."""
 
@@ -59,7 +63,7 @@ class Report:
         if metric not in self.runs and not self.runs.empty and (
                 self.runs["status"] == "completed").any():
             known = sorted(c for c in self.runs.columns if c.startswith(("test_", "best_")))
-            raise ValueError(f"no metric {metric!r} in these runs; choose one of "
+            raise ReportError(f"no metric {metric!r} in these runs; choose one of "
                              f"{', '.join(known)}")
         self.higher_is_better = not any(word in metric for word in LOWER_IS_BETTER)
         self.scale = 100.0 if metric.endswith(("acc", "top3", "f1", "precision", "recall")) \
@@ -128,9 +132,9 @@ class Report:
             return figures.curves(epochs, options.get("metric", "val_acc"), "act", panel,
                                   self.colours, x=options.get("x", "epoch"))
         if kind == "bars":
-            group = "init" if "init" in self.cell else ("lr" if "lr" in self.cell else "act")
-            return figures.final_bars(stats, self.metric, "act", group, self.colours,
-                                      self.scale)
+            table = self.cell_table(task)
+            return figures.final_bars(table.stats, self.metric, table.rows, table.cols,
+                                      self.colours, self.scale)
         if kind == "heatmap":
             table = self.cell_table(task)
             return figures.heatmap(table.stats, table.rows, table.cols, self.metric,

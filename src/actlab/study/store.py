@@ -480,13 +480,16 @@ class Store:
         return pd.DataFrame.from_records(records)
 
     def epochs_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per (run, epoch) of runs in the plan, with the run's spec fields."""
+        """One row per (run, epoch) of runs in the plan, with the run's spec fields.
+        ``epoch_lr`` is the learning rate the schedule reached in the epoch; ``lr`` is
+        the run's base learning rate (a cell axis)."""
         frame = pd.read_sql_query(
             "SELECT e.* FROM epochs e JOIN runs r USING (study_id, run_id) "
             "WHERE e.study_id=? AND r.in_plan=1 ORDER BY r.position, e.epoch",
             self.conn, params=(study_id,))
         runs = self.runs_frame(study_id)[["run_id", *CELL_COLUMNS, "status"]]
-        return frame.drop(columns=["study_id"]).merge(runs, on="run_id")
+        frame = frame.drop(columns=["study_id"]).rename(columns={"lr": "epoch_lr"})
+        return frame.merge(runs, on="run_id")
 
     def params_frame(self, study_id: int) -> pd.DataFrame:
         """One row per (run, epoch, site, parameter) of learnable activations."""
