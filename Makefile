@@ -10,7 +10,7 @@ FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 TORCH_SOURCE := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup data quickstart test lint bench clean
+.PHONY: setup data browser quickstart test lint bench clean
 
 setup: $(VENV)/.installed data
 
@@ -26,10 +26,17 @@ data:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# Headless Chromium for the report's browser test (Debian package `chromium`).
+browser:
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing chromium (Debian package, for the report's browser test)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; \
+	fi
+
 quickstart: setup
 	$(BIN)/actlab run studies/quickstart.yaml --report
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

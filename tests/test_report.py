@@ -42,6 +42,7 @@ FIGURES = {  # every figure type the issue names -> a file of it
     "accuracy and loss vs epoch": "lenet5-val_acc.png",
     "loss vs epoch": "lenet5-train_loss.png",
     "accuracy vs wall time": "lenet5-val_acc-time.png",
+    "loss vs wall time": "lenet5-train_loss-time.png",
     "final-accuracy bars with CIs": "lenet5-bars.png",
     "AF x WI heatmap": "lenet5-heatmap.png",
     "lr sweep": "lenet5-lr-sweep.png",

@@ -129,8 +129,10 @@ class Report:
         stats = self._task_stats(task)
         panel = "init" if "init" in self.cell else ("lr" if "lr" in self.cell else "model")
         if kind == "curves":
-            return figures.curves(epochs, options.get("metric", "val_acc"), "act", panel,
-                                  self.colours, x=options.get("x", "epoch"))
+            series, colours, styles = self._series(epochs, exclude=panel)
+            return figures.curves(series, options.get("metric", "val_acc"), "series", panel,
+                                  colours, x=options.get("x", "epoch"), styles=styles,
+                                  legend_title=" / ".join(c for c in self.cell if c != panel))
         if kind == "bars":
             table = self.cell_table(task)
             return figures.final_bars(table.stats, self.metric, table.rows, table.cols,
@@ -168,6 +170,22 @@ class Report:
             return figures.critical_difference(result.average_ranks,
                                                result.critical_difference)
         raise ValueError(f"unknown figure {kind!r}")
+
+    def _series(self, frame: pd.DataFrame, exclude: str
+                ) -> tuple[pd.DataFrame, figures.Colours, dict[str, str]]:
+        """One line per combination of the cell axes other than ``exclude`` (the panel):
+        the activation's colour, a line style per value of the remaining axes."""
+        others = [c for c in self.cell if c not in ("act", exclude)]
+        frame = frame.copy()
+        suffix = (frame[others].astype(str).agg(" / ".join, axis=1) if others
+                  else pd.Series("", index=frame.index))
+        frame["series"] = frame["act"].astype(str) + [f" / {v}" if v else "" for v in suffix]
+        dashes = ["-", "--", ":", "-."]
+        style_of = {v: dashes[i % len(dashes)] for i, v in enumerate(dict.fromkeys(suffix))}
+        labels = dict(zip(frame["series"], zip(frame["act"], suffix, strict=True), strict=True))
+        colours = {label: self.colours.get(act) for label, (act, _) in labels.items()}
+        styles = {label: style_of[rest] for label, (_, rest) in labels.items()}
+        return frame, colours, styles
 
     def best_run(self, task: dict[str, Any]) -> pd.Series:
         done = self._task_frame(self.runs, task)
@@ -414,7 +432,8 @@ class _Writer:
             for metric, x, title in (("val_acc", "epoch", "Validation accuracy per epoch"),
                                      ("train_loss", "epoch", "Training loss per epoch"),
                                      ("val_loss", "epoch", "Validation loss per epoch"),
-                                     ("val_acc", "time", "Validation accuracy vs time")):
+                                     ("val_acc", "time", "Validation accuracy vs time"),
+                                     ("train_loss", "time", "Training loss vs time")):
                 figure = r.figure("curves", task, metric=metric, x=x)
                 name = f"{self.prefix(task)}{metric}" + ("" if x == "epoch" else f"-{x}")
                 section.add(self.fig(figure, name, f"{title} ({label})",

@@ -68,7 +68,8 @@ def _legend(fig: plt.Figure, ax: plt.Axes, title: str) -> None:
 
 
 def curves(epochs: pd.DataFrame, metric: str, hue: str, panel: str, colours: Colours,
-           x: str = "epoch") -> plt.Figure:
+           x: str = "epoch", styles: dict[str, str] | None = None,
+           legend_title: str | None = None) -> plt.Figure:
     """``metric`` per epoch (``x='epoch'``) or against cumulative training time
     (``x='time'``), one line per ``hue`` value with a ±1 std band over seeds, one panel
     per ``panel`` value. Completed runs only."""
@@ -87,7 +88,8 @@ def curves(epochs: pd.DataFrame, metric: str, hue: str, panel: str, colours: Col
         for name, group in band[band[panel] == value].groupby(hue, sort=False):
             colour = colours.get(name)
             std = group["std"].fillna(0.0)
-            ax.plot(group["x"], group["mean"], label=name, color=colour, lw=1.6)
+            ax.plot(group["x"], group["mean"], label=name, color=colour, lw=1.6,
+                    linestyle=(styles or {}).get(name, "-"))
             ax.fill_between(group["x"], group["mean"] - std, group["mean"] + std,
                             color=colour, alpha=0.18, lw=0)
         ax.set_title(f"{panel} = {value}", fontsize=10)
@@ -98,7 +100,7 @@ def curves(epochs: pd.DataFrame, metric: str, hue: str, panel: str, colours: Col
         if metric.endswith("loss"):
             ax.set_yscale("log")
     axes[0].set_ylabel(label(metric))
-    _legend(fig, axes[0], hue)
+    _legend(fig, axes[0], legend_title or hue)
     fig.tight_layout()
     return fig
 
@@ -292,9 +294,10 @@ def critical_difference(average_ranks: pd.Series, cd: float, title: str = "") ->
     are joined by a thick line (not significantly different)."""
     ranks = average_ranks.sort_values()
     k = len(ranks)
-    fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.28 * k))
+    fig, ax = plt.subplots(figsize=(7.0, 1.0 + 0.3 * ((k + 1) // 2)))
+    half = (k + 1) // 2
     ax.set_xlim(0.8, k + 0.2)
-    ax.set_ylim(-(k + 2) * 0.5, 1.4)
+    ax.set_ylim(-0.5 * (half + 1), 1.4)
     ax.axis("off")
     ax.hlines(0, 1, k, color="black", lw=1)
     for tick in range(1, k + 1):
@@ -302,7 +305,6 @@ def critical_difference(average_ranks: pd.Series, cd: float, title: str = "") ->
         ax.text(tick, 0.3, str(tick), ha="center", fontsize=8)
     ax.hlines(1.05, 1, 1 + cd, color="black", lw=2)
     ax.text(1 + cd / 2, 1.2, f"CD = {cd:.2f}", ha="center", fontsize=8)
-    half = (k + 1) // 2
     for i, (name, rank) in enumerate(ranks.items()):
         left = i < half
         y = -0.5 * (i + 1 if left else k - i)
