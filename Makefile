@@ -1,6 +1,6 @@
 # actlab: `make quickstart` runs the quickstart study and writes its report;
 # `make test` runs the test suite. Both set everything up first (idempotent); the
-# environment includes Ray, for the Ray executor and its tests.
+# environment includes the optional extras (Ray, TensorBoard, MLflow) for their tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,7 +17,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SOURCE) torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,ray]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,ray,tensorboard,mlflow]"
 	touch $@
 
 data:

@@ -438,20 +438,29 @@ def _cell(value: Any) -> str:
 def export(
     study: str = typer.Argument(..., help="Study name."),
     store: Path | None = StoreOption,
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv, jsonl or parquet."),
+    fmt: str = typer.Option("csv", "--format", "-f",
+                            help="csv, jsonl, parquet (tables), tensorboard (event files per "
+                                 "run) or mlflow (runs in an MLflow tracking store)."),
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help="Folder [default: exports/STUDY beside the store]."),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI [default: sqlite:///OUT/mlflow.db]."),
 ) -> None:
-    """Write a study's runs, epochs, params and layers tables as files."""
-    if fmt not in ("csv", "jsonl", "parquet"):
-        err_console.print(f"[bold red]error:[/] unknown format '{fmt}'; use csv, jsonl or "
-                          "parquet")
+    """Write a study's runs, epochs, params and layers tables as files, or export its
+    runs to TensorBoard or MLflow."""
+    formats = ("csv", "jsonl", "parquet", "tensorboard", "mlflow")
+    if fmt not in formats:
+        err_console.print(f"[bold red]error:[/] unknown format '{fmt}'; use "
+                          f"{', '.join(formats)}")
         raise typer.Exit(2)
     with _open_existing(store) as db:
         view = db.study(study)
+        folder = out or db.path.parent / "exports" / study
+        if fmt in ("tensorboard", "mlflow"):
+            _export_tracker(view, fmt, folder, tracking_uri)
+            return
         frames = {"runs": view.runs(), "epochs": view.epochs(), "params": view.params(),
                   "layers": view.layers()}
-        folder = out or db.path.parent / "exports" / study
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
         path = folder / f"{name}.{fmt}"
@@ -468,6 +477,25 @@ def export(
                 raise typer.Exit(2) from None
     console.print(f"exported {', '.join(f'{n} ({len(f)} rows)' for n, f in frames.items())} "
                   f"to {folder}")
+
+
+def _export_tracker(view: Any, fmt: str, folder: Path, tracking_uri: str | None) -> None:
+    from actlab.report.exporters import ExportError, export_mlflow, export_tensorboard
+
+    try:
+        if fmt == "tensorboard":
+            count = export_tensorboard(view, folder)
+            console.print(f"exported {count} runs to {folder}; view them with "
+                          f"`tensorboard --logdir {folder}`")
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            uri = tracking_uri or f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+            count = export_mlflow(view, uri)
+            console.print(f"exported {count} runs to MLflow at {uri} (experiment "
+                          f"{view.name}); view them with `mlflow ui --backend-store-uri {uri}`")
+    except ExportError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
