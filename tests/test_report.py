@@ -161,6 +161,9 @@ def test_the_notebook_api_draws_any_figure(all_axes_report) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--metric", "test_accuracy"], "no metric 'test_accuracy'"),
     (["--baseline", "act"], "is not axis=value"),
+    (["--test", "anova"], "unknown test 'anova'"),
+    (["--baseline", "model=lenet5"], "the cell axes are act, init, lr"),
+    (["--baseline", "act=gelu"], "no runs with act=gelu; the values are relu, tact"),
 ])
 def test_bad_report_options(all_axes_report, tmp_path, args, message) -> None:
     db = all_axes_report.parent / "actlab.db"
@@ -168,6 +171,19 @@ def test_bad_report_options(all_axes_report, tmp_path, args, message) -> None:
                                  str(tmp_path / "r"), *args], terminal_width=200)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_welch_and_a_chosen_baseline_and_metric(all_axes_report, tmp_path) -> None:
+    db = all_axes_report.parent / "actlab.db"
+    out = tmp_path / "welch"
+    result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
+                                 "--test", "welch", "--metric", "best_test_acc",
+                                 "--baseline", "act=tact,init=xavier_normal,lr=0.05"])
+    assert result.exit_code == 0, result.output
+    text = " ".join((out / "report.md").read_text().split())
+    assert "Welch's t-test" in text
+    assert "baseline for comparisons: tact / xavier_normal / 0.05" in text
+    assert "metric: **best_test_acc**" in text
 
 
 def test_two_studies_in_one_report(tmp_path) -> None:

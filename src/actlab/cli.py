@@ -249,6 +249,9 @@ def report(
                                  "[default: the first of each axis in the plan]."),
     self_contained: bool = typer.Option(False, "--self-contained",
                                         help="Embed the figures in index.html (one file)."),
+    test: str = typer.Option("wilcoxon", "--test",
+                             help="Test against the baseline: wilcoxon (signed-rank, paired "
+                                  "by seed) or welch (unpaired t)."),
 ) -> None:
     """Write a report: index.html, report.md, tables/ (Markdown, LaTeX, CSV), figures/
     (PNG, SVG), runs.csv and epochs.csv."""
@@ -264,7 +267,7 @@ def report(
         for name in studies:
             db.study_id(name)  # an unknown name is a clear error before any work
         try:
-            write_report(db, studies, out, metric=metric,
+            write_report(db, studies, out, metric=metric, test=test,
                          baseline=_parse_baseline(baseline), self_contained=self_contained)
         except ReportError as exc:
             raise typer.BadParameter(str(exc)) from None

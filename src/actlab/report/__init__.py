@@ -9,11 +9,11 @@ from actlab.report.build import Report
 
 
 def write_report(store: Any, studies: list[str], out: str | Path, metric: str = "test_acc",
-                 baseline: dict[str, Any] | None = None, self_contained: bool = False
-                 ) -> dict[str, Path]:
+                 baseline: dict[str, Any] | None = None, self_contained: bool = False,
+                 test: str = "wilcoxon") -> dict[str, Path]:
     """Write the report of ``studies`` (one or several) into ``out``; returns the paths
     of ``index.html`` and ``report.md``."""
-    return Report(store, studies, metric, baseline).write(out, self_contained)
+    return Report(store, studies, metric, baseline, test=test).write(out, self_contained)
 
 
 __all__ = ["Report", "write_report"]

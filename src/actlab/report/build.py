@@ -37,6 +37,8 @@ TASK = ["study", "model", "dataset"]
 CELL_AXES = ["act", "init", "optimizer", "lr"]
 LOWER_IS_BETTER = ("loss", "seconds", "epochs_to", "auc")
 CI_TEXT = "95% percentile-bootstrap confidence interval of the mean over seeds"
+TESTS = {"wilcoxon": "Wilcoxon signed-rank test over seed pairs",
+         "welch": "Welch's t-test (unpaired, unequal variances)"}
 
 
 class ReportError(ValueError):
@@ -47,8 +49,12 @@ class Report:
     """Everything the report shows, computed from the store on creation."""
 
     def __init__(self, store: Store, studies: list[str], metric: str = "test_acc",
-                 baseline: dict[str, Any] | None = None, alpha: float = 0.05) -> None:
+                 baseline: dict[str, Any] | None = None, alpha: float = 0.05,
+                 test: str = "wilcoxon") -> None:
+        if test not in TESTS:
+            raise ReportError(f"unknown test {test!r}: use {' or '.join(TESTS)}")
         self.store, self.studies, self.metric, self.alpha = store, studies, metric, alpha
+        self.test = test
         frames: dict[str, list[pd.DataFrame]] = {"runs": [], "epochs": [], "params": [],
                                                   "layers": []}
         self.specs: dict[str, dict] = {}
@@ -71,13 +77,26 @@ class Report:
         self.cell = [c for c in CELL_AXES if c in self.runs and self.runs[c].nunique() > 1] \
             or ["act"]
         self.task = [c for c in TASK if c in self.runs and self.runs[c].nunique() > 1]
-        self.baseline = baseline or self._default_baseline()
+        self.baseline = self._check_baseline(baseline or {})
         self.colours = figures.colour_map(list(dict.fromkeys(self.runs.get("act", []))))
         self.stats = (cell_statistics(self.runs, metric, self.task + self.cell,
                                       higher_is_better=self.higher_is_better)
                       if not self.runs.empty else pd.DataFrame())
 
     # -- structure -----------------------------------------------------------------------
+    def _check_baseline(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The baseline cell: the given axis values, the plan's first value for the rest."""
+        unknown = sorted(set(given) - set(self.cell))
+        if unknown:
+            raise ReportError(f"--baseline names {', '.join(unknown)}, which do not vary in "
+                              f"these studies; the cell axes are {', '.join(self.cell)}")
+        for axis, value in given.items():
+            values = list(dict.fromkeys(self.runs[axis]))
+            if value not in values:
+                raise ReportError(f"no runs with {axis}={value}; the values are "
+                                  f"{', '.join(map(str, values))}")
+        return {**self._default_baseline(), **given}
+
     def _default_baseline(self) -> dict[str, Any]:
         """The first value of each cell axis in plan order (e.g. relu + he_normal)."""
         if self.runs.empty:
@@ -240,6 +259,12 @@ class _Writer:
         self.r, self.out = report, out
         self.count = 0
 
+    def n_text(self, task: dict[str, Any]) -> str:
+        """'n = 2-3 completed runs per cell' for the captions."""
+        n = self.r._task_stats(task)["n"]
+        span = f"{int(n.min())}" + (f"-{int(n.max())}" if n.max() != n.min() else "")
+        return f"n = {span} completed runs per cell"
+
     def prefix(self, task: dict[str, Any]) -> str:
         """File-name prefix of a task's figures and tables (none for a single task)."""
         return _slug("-".join(map(str, task.values()))) + "-" if task else ""
@@ -365,15 +390,16 @@ class _Writer:
         r = self.r
         section = Section("Comparisons")
         table = compare_to_baseline(r.runs, r.metric, r.cell, r.baseline, r.task or None,
-                                    alpha=r.alpha, higher_is_better=r.higher_is_better)
+                                    test=r.test, alpha=r.alpha,
+                                    higher_is_better=r.higher_is_better)
         base = " / ".join(str(v) for v in r.baseline.values())
         if table.empty:
             section.paragraphs.append(f"No completed baseline runs ({base}) to compare with.")
         else:
             significant = table[table["significant"]]
             section.paragraphs.append(
-                f"Each cell against the baseline **{base}** of its task, paired by seed: "
-                "Wilcoxon signed-rank test, Holm-corrected within each task, at "
+                f"Each cell against the baseline **{base}** of its task: "
+                f"{TESTS[r.test]}, Holm-corrected within each task, at "
                 f"α = {r.alpha}. {len(significant)} of {len(table)} differences are "
                 "significant" + (": " + "; ".join(
                     f"{' / '.join(str(row[c]) for c in r.cell)} "
@@ -381,15 +407,15 @@ class _Writer:
                     f", {row['difference'] * r.scale:+.2f}, p_holm {row['p_holm']:.3g})"
                     for _, row in significant.iterrows()) if len(significant) else "")
                 + ".")
-            if table["n_pairs"].max() < 6:
+            if r.test == "wilcoxon" and table["n_pairs"].max() < 6:
                 section.paragraphs.append(
                     f"With {int(table['n_pairs'].max())} seeds per cell the smallest possible "
                     "two-sided Wilcoxon p-value is "
                     f"{2 / 2 ** int(table['n_pairs'].max()):.3g}: run more seeds to resolve "
                     "differences.")
             section.add(self.table("baseline", f"Against the baseline ({base})",
-                                   "difference = cell - baseline mean; p: Wilcoxon "
-                                   "signed-rank over seed pairs; p_holm: Holm-adjusted; "
+                                   f"difference = cell - baseline mean; p: {TESTS[r.test]}; "
+                                   "p_holm: Holm-adjusted; "
                                    "p_improvement: probability that a run of the cell beats "
                                    "a run of the baseline.", frame=table))
         ranks = r.rank_table()
@@ -437,7 +463,8 @@ class _Writer:
                 figure = r.figure("curves", task, metric=metric, x=x)
                 name = f"{self.prefix(task)}{metric}" + ("" if x == "epoch" else f"-{x}")
                 section.add(self.fig(figure, name, f"{title} ({label})",
-                                     f"{title}; one colour per activation throughout."))
+                                     f"{title}: mean over seeds with ±1 std band, "
+                                     f"{self.n_text(task)}; colour = activation."))
         return section
 
     def lr_sweep(self) -> Section:
@@ -446,7 +473,8 @@ class _Writer:
         for task, _ in r.tasks():
             section.add(self.fig(r.figure("lr_sweep", task), f"{self.prefix(task)}lr-sweep",
                                  f"{r.metric} vs learning rate ({r.task_label(task)})",
-                                 f"Mean final {r.metric} per learning rate; band: {CI_TEXT}."))
+                                 f"Mean final {r.metric} per learning rate "
+                                 f"({self.n_text(task)}); band: {CI_TEXT}."))
         return section
 
     def convergence_and_cost(self) -> Section:
