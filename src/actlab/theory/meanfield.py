@@ -1,0 +1,106 @@
+"""Mean-field signal propagation in wide random networks (Poole et al. 2016, "Exponential
+expressivity in deep neural networks through transient chaos"; Schoenholz et al. 2017,
+"Deep Information Propagation"), as in GUIDE §3.
+
+With weights W ~ N(0, sw²/fan_in) and biases b ~ N(0, sb²), the pre-activation variance
+of layer l follows the variance map
+
+    q_l = sw² · E_z[f(√q_{l-1} · z)²] + sb²,      z ~ N(0, 1),
+
+which settles at a fixed point q*. Two nearby inputs grow apart or together at the rate
+
+    χ₁ = sw² · E_z[f'(√q* · z)²]:
+
+χ₁ < 1 is the ordered phase (signals and gradients vanish with depth), χ₁ > 1 the chaotic
+one (they explode), and χ₁ = 1 the edge of chaos, where very deep networks still train.
+Expectations use the Gauss-Hermite quadrature of ``actlab.activations.gains``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import torch
+from scipy.optimize import brentq
+
+from actlab.activations.base import ActSpec
+from actlab.activations.gains import float64_function, gaussian_expectation
+
+ActLike = str | Mapping[str, Any] | ActSpec
+DERIVATIVE_NODES = 200
+
+
+def derivative(act: ActLike) -> Callable[[torch.Tensor], torch.Tensor]:
+    """f' of the activation (float64, by autograd; learnable ones at initial values)."""
+    fn = float64_function(act)
+
+    def grad(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            x = x.detach().clone().requires_grad_(True)
+            (dx,) = torch.autograd.grad(fn(x).sum(), x)
+        return dx.detach()
+
+    return grad
+
+
+def variance_map(act: ActLike, q: float, sw: float, sb: float = 0.0) -> float:
+    """One step of the variance map: sw² E[f(√q z)²] + sb²."""
+    fn = float64_function(act)
+    return sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2, std=math.sqrt(q)) + sb ** 2
+
+
+def fixed_point(act: ActLike, sw: float, sb: float = 0.0, q0: float = 1.0,
+                iterations: int = 2000, tol: float = 1e-10) -> float:
+    """q* by iterating the variance map from ``q0`` (capped at 1e8: the map of an
+    unbounded AF with sw above its gain has no finite fixed point)."""
+    fn = float64_function(act)
+    q = q0
+    for _ in range(iterations):
+        new = sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2, std=math.sqrt(q)) + sb ** 2
+        if not math.isfinite(new) or new > 1e8:
+            return math.inf
+        if abs(new - q) <= tol * max(1.0, q):
+            return new
+        q = new
+    return q
+
+
+def chi1(act: ActLike, sw: float, sb: float = 0.0, q: float | None = None) -> float:
+    """χ₁ = sw² E[f'(√q* z)²] at the fixed point (or at a given q)."""
+    q = fixed_point(act, sw, sb) if q is None else q
+    if not math.isfinite(q):
+        return math.inf
+    grad = derivative(act)
+    # An even node count keeps z = 0 off the grid: rectifiers' f' jumps there, and
+    # autograd's value at the kink (relu'(0) = 0) would weigh in with the central node.
+    return sw ** 2 * gaussian_expectation(lambda z: grad(z) ** 2, std=math.sqrt(max(q, 0.0)),
+                                          nodes=DERIVATIVE_NODES)
+
+
+def critical_sw(act: ActLike, sb: float = 0.0, low: float = 0.05, high: float = 6.0,
+                xtol: float = 1e-4) -> float:
+    """The weight std at the edge of chaos for bias std ``sb``: the root of χ₁(sw) = 1
+    (NaN if χ₁ - 1 does not change sign in [low, high])."""
+    def excess(sw: float) -> float:
+        value = chi1(act, sw, sb)
+        return (value if math.isfinite(value) else 1e6) - 1.0
+
+    a, b = excess(low), excess(high)
+    if a * b > 0:
+        return math.nan
+    return float(brentq(excess, low, high, xtol=xtol))
+
+
+def phase_diagram(act: ActLike, sbs: list[float] | None = None) -> pd.DataFrame:
+    """The order/chaos boundary: critical sw for each bias std (the curve that separates
+    the ordered phase, below it, from the chaotic one, above it)."""
+    sbs = sbs if sbs is not None else [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
+    rows = []
+    for sb in sbs:
+        sw = critical_sw(act, sb)
+        rows.append({"sb": sb, "critical_sw": sw,
+                     "q_star": fixed_point(act, sw, sb) if math.isfinite(sw) else math.nan})
+    return pd.DataFrame(rows)

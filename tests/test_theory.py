@@ -1,0 +1,62 @@
+"""Theory without training: mean-field values from Poole et al. 2016 / GUIDE §3 and the
+empirical signal propagation at initialization that GUIDE §3 predicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from actlab.activations.gains import second_moment
+from actlab.theory import chi1, critical_sw, fixed_point, phase_diagram, variance_map
+from actlab.theory.propagation import escape_depth, signal_propagation
+
+
+def test_known_moments_and_maps() -> None:
+    assert second_moment("relu") == pytest.approx(0.5, abs=1e-6)
+    assert variance_map("relu", 1.0, sw=math.sqrt(2)) == pytest.approx(1.0, abs=1e-6)
+    assert fixed_point("relu", math.sqrt(2)) == pytest.approx(1.0, abs=1e-6)
+    assert fixed_point("relu", 2.0) == math.inf  # above the gain: no finite fixed point
+
+
+def test_critical_weight_std_at_zero_bias() -> None:
+    assert critical_sw("relu") == pytest.approx(math.sqrt(2), abs=1e-3)  # sw² = 2
+    assert critical_sw("tanh") == pytest.approx(1.0, abs=0.01)
+
+
+def test_tanh_phases() -> None:
+    assert chi1("tanh", 0.8) == pytest.approx(0.64, abs=1e-3)  # ordered: q* = 0, f'(0) = 1
+    assert chi1("tanh", 1.5) > 1.0  # chaotic
+    boundary = phase_diagram("tanh", [0.0, 0.1, 0.3])
+    assert boundary["critical_sw"].is_monotonic_increasing  # more bias needs more weight
+    assert boundary["q_star"].iloc[0] < 0.01 < boundary["q_star"].iloc[2]
+
+
+def test_n01_init_grows_by_fan_in_times_second_moment() -> None:
+    width = 256
+    frame = signal_propagation("relu", "normal", depth=6, width=width, batch=128)
+    ratios = frame["pre_variance"].to_numpy()[1:] / frame["pre_variance"].to_numpy()[:-1]
+    assert np.median(ratios) == pytest.approx(width * 0.5, rel=0.15)
+    assert escape_depth(frame["pre_variance"]) == 2
+
+
+def test_he_holds_and_xavier_halves_with_relu() -> None:
+    he = signal_propagation("relu", "he_normal", depth=50, width=512, batch=128)
+    variance = he["pre_variance"]
+    assert variance.max() / variance.min() < 4  # within a factor of 4 over 50 layers
+    assert escape_depth(variance) is None
+    glorot = signal_propagation("relu", "xavier_normal(gain=1.0)", depth=50, width=512,
+                                batch=128)
+    values = glorot["pre_variance"].to_numpy()
+    assert np.median(values[1:20] / values[:19]) == pytest.approx(0.5, abs=0.05)
+    assert escape_depth(glorot["pre_variance"]) is not None  # it vanishes
+    assert glorot["grad_norm"].iloc[0] < he["grad_norm"].iloc[0]
+
+
+def test_conv_networks_propagate_too() -> None:
+    frame = signal_propagation("tanh", "xavier_normal", depth=10, width=16, kind="conv",
+                               batch=8)
+    assert len(frame) == 10
+    assert frame["pre_variance"].between(1e-3, 1e3).all()
+    assert (frame["grad_norm"] > 0).all()
