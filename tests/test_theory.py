@@ -60,3 +60,31 @@ def test_conv_networks_propagate_too() -> None:
     assert len(frame) == 10
     assert frame["pre_variance"].between(1e-3, 1e3).all()
     assert (frame["grad_norm"] > 0).all()
+
+
+def test_catalog_rows_hold_known_values() -> None:
+    from actlab.theory import catalog
+
+    rows = catalog(["relu", "tanh", "sigmoid", "tact"], measure_cost=False).set_index("act")
+    relu = rows.loc["relu"]
+    assert (relu["f(0)"], relu["E[f^2]"], relu["E[f'^2]"]) == pytest.approx((0.0, 0.5, 0.5))
+    assert relu["matched_gain"] == pytest.approx(math.sqrt(2))
+    assert relu["torch_gain"] == pytest.approx(math.sqrt(2))
+    assert not relu["bounded"]
+    tanh = rows.loc["tanh"]
+    assert tanh["f'(0)"] == pytest.approx(1.0)
+    assert tanh["zero_centred"]
+    assert tanh["E[f]"] == pytest.approx(0.0, abs=1e-12)
+    assert rows.loc["sigmoid", "f(0)"] == pytest.approx(0.5)
+    assert rows.loc["sigmoid", "f'(0)"] == pytest.approx(0.25)
+    assert rows.loc["tact", "learnable"] == "alpha, beta"
+    assert math.isnan(rows.loc["tact", "torch_gain"])  # PyTorch has no gain for it
+
+
+def test_relative_cost_is_measured_against_relu() -> None:
+    from actlab.theory import relative_cost
+
+    costs = relative_cost(["relu", "mish"], size=(8, 4, 8, 8), repeats=5)
+    assert list(costs.index) == ["relu", "mish"]
+    assert (costs > 0).all()
+    assert np.isfinite(costs).all()
