@@ -520,6 +520,55 @@ def delete(
     console.print(f"deleted study '{study}' ({deleted} runs)")
 
 
+@app.command()
+@handle_errors
+def theory(
+    acts: str | None = typer.Option(None, "--acts", help="Comma-separated activations "
+                                    "[default: relu, leaky_relu, elu, selu, gelu, silu, mish, "
+                                    "tanh, sigmoid, softplus]."),
+    inits: str | None = typer.Option(None, "--inits", help="Comma-separated initializers "
+                                     "[default: he_normal, xavier_normal(gain=1.0), "
+                                     "lecun_normal, orthogonal, normal]."),
+    out: Path = typer.Option(Path("results/theory"), "--out", "-o", help="Output folder."),
+    depth: int = typer.Option(50, "--depth", min=1, help="Layers of the plain network."),
+    width: int = typer.Option(256, "--width", min=1, help="Its width (units or channels)."),
+    kind: str = typer.Option("fc", "--kind", help="fc (fully connected) or conv (3x3)."),
+) -> None:
+    """Theory without training: the AF catalog, f and f', signal propagation at init per
+    AF x WI, escape depths and mean-field phase diagrams (index.html, report.md)."""
+    from actlab.activations import resolve_act
+    from actlab.inits import resolve_init
+    from actlab.theory.report import DEFAULT_ACTS, DEFAULT_INITS, write_theory
+
+    if kind not in ("fc", "conv"):
+        raise typer.BadParameter(f"{kind!r} is not fc or conv", param_hint="--kind")
+    act_list = _split_components(acts) or list(DEFAULT_ACTS)
+    init_list = _split_components(inits) or list(DEFAULT_INITS)
+    for act in act_list:
+        resolve_act(act)  # unknown names: a clear error before any work
+    for init in init_list:
+        resolve_init(init)
+    with console.status("computing the theory report"):
+        paths = write_theory(out, act_list, init_list, depth, width, kind)
+    console.print(f"theory: {paths['html']} (and {paths['markdown'].name}, tables/, figures/)")
+
+
+def _split_components(text: str | None) -> list[str]:
+    """Split 'relu,leaky_relu(slope=0.3),tanh' at the commas outside parentheses."""
+    if not text:
+        return []
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return [p for p in parts if p]
+
+
 @app.command("list")
 @handle_errors
 def list_(what: str = typer.Argument(..., help="activations | inits | models | datasets | "
