@@ -1,6 +1,6 @@
 """Analysis of stored runs: aggregation and statistics across seeds and tasks."""
 
-from actlab.analysis.aggregate import curve_band, format_mean_std, pivot_mean_std, summarize
+from actlab.analysis.aggregate import curve_band
 from actlab.analysis.stats import (
     FriedmanResult,
     average_ranks,
@@ -23,14 +23,11 @@ __all__ = [
     "cell_statistics",
     "compare_to_baseline",
     "curve_band",
-    "format_mean_std",
     "friedman",
     "holm",
     "iqm",
     "nemenyi_critical_difference",
     "paired_test",
     "pairwise_wilcoxon_holm",
-    "pivot_mean_std",
     "probability_of_improvement",
-    "summarize",
 ]

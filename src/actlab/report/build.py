@@ -111,10 +111,7 @@ class Report:
                  group) for key, group in self.runs.groupby(self.task, sort=False)]
 
     def _task_stats(self, task: dict[str, Any]) -> pd.DataFrame:
-        stats = self.stats
-        for key, value in task.items():
-            stats = stats[stats[key] == value]
-        return stats
+        return self._task_frame(self.stats, task)
 
     def _task_frame(self, frame: pd.DataFrame, task: dict[str, Any]) -> pd.DataFrame:
         for key, value in task.items():
