@@ -53,6 +53,10 @@ FIGURES = {  # every figure type the issue names -> a file of it
     "learned AF final values per layer": "lenet5-params-final-tact.png",
     "confusion matrix of the best run": "lenet5-confusion.png",
     "critical-difference diagram": "critical-difference.png",
+    "theory: f and f' of the study's AFs": "theory-functions.png",
+    "theory: AF learned per site": "lenet5-theory-learned-tact.png",
+    "theory: variance per layer at init, study's model": "lenet5-theory-model-variance.png",
+    "theory: gradient norm per layer at init": "simple-cnn-theory-model-grad.png",
 }
 
 
@@ -111,6 +115,41 @@ def test_the_report_says_what_is_significant_and_lists_divergence(all_axes_repor
     assert "95% percentile-bootstrap confidence interval" in text
 
 
+def test_the_theory_section_covers_the_studys_choices(all_axes_report) -> None:
+    text = " ".join((all_axes_report / "report.md").read_text().split())
+    assert "## Theory" in text
+    tables = all_axes_report / "tables"
+    catalog = (tables / "theory-catalog.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in catalog[1:]] == ["relu", "tact"]
+    chi = {(row["act"], row["init"]): row for row in csv_rows(tables / "theory-chi1.csv")}
+    assert set(chi) == {(a, i) for a in ("relu", "tact") for i in ("he_normal", "xavier_normal")}
+    assert chi["relu", "he_normal"]["phase"] == "critical"  # σw = √2 at the matched gain
+    for model in ("lenet5", "simple-cnn"):
+        rows = csv_rows(tables / f"{model}-theory-model-propagation.csv")
+        assert len(rows) == 4  # one per AF x WI of the task
+        assert all(float(r["grad_spread"]) >= 1 for r in rows)
+
+
+def test_learnable_sites_are_reported_in_network_order(all_axes_report) -> None:
+    from actlab.models import build_model
+    from actlab.models.base import activation_sites
+    from actlab.study import Store
+
+    with Store(all_axes_report.parent / "actlab.db") as store:
+        params = store.study("allaxes").params()
+    lenet = params[params["model"] == "lenet5"]
+    expected = list(activation_sites(build_model("lenet5", "tact", 10, 1, 28)))
+    assert list(dict.fromkeys(lenet["site"])) == expected
+    assert expected[0].startswith("features")  # not alphabetical (classifier.* first)
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
 @pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_the_report_renders_in_headless_chromium(all_axes_report, tmp_path) -> None:
     page = load_page(all_axes_report / "index.html")
@@ -128,7 +167,7 @@ def test_a_self_contained_report_needs_no_other_file(all_axes_report, tmp_path) 
     db = all_axes_report.parent / "actlab.db"
     out = tmp_path / "single"
     result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
-                                 "--self-contained"])
+                                 "--self-contained", "--no-theory"])
     assert result.exit_code == 0, result.output
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -178,12 +217,14 @@ def test_welch_and_a_chosen_baseline_and_metric(all_axes_report, tmp_path) -> No
     out = tmp_path / "welch"
     result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
                                  "--test", "welch", "--metric", "best_test_acc",
-                                 "--baseline", "act=tact,init=xavier_normal,lr=0.05"])
+                                 "--baseline", "act=tact,init=xavier_normal,lr=0.05",
+                                 "--no-theory"])
     assert result.exit_code == 0, result.output
     text = " ".join((out / "report.md").read_text().split())
     assert "Welch's t-test" in text
     assert "baseline for comparisons: tact / xavier_normal / 0.05" in text
     assert "metric: **best_test_acc**" in text
+    assert "## Theory" not in text  # --no-theory
 
 
 def test_two_studies_in_one_report(tmp_path) -> None:

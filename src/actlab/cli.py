@@ -252,6 +252,10 @@ def report(
     test: str = typer.Option("wilcoxon", "--test",
                              help="Test against the baseline: wilcoxon (signed-rank, paired "
                                   "by seed) or welch (unpaired t)."),
+    theory: bool = typer.Option(True, "--theory/--no-theory",
+                                help="Include the theory section (catalog, mean-field phase, "
+                                     "signal propagation at init through the study's models, "
+                                     "learned activation functions)."),
 ) -> None:
     """Write a report: index.html, report.md, tables/ (Markdown, LaTeX, CSV), figures/
     (PNG, SVG), runs.csv and epochs.csv."""
@@ -268,7 +272,8 @@ def report(
             db.study_id(name)  # an unknown name is a clear error before any work
         try:
             write_report(db, studies, out, metric=metric, test=test,
-                         baseline=_parse_baseline(baseline), self_contained=self_contained)
+                         baseline=_parse_baseline(baseline), self_contained=self_contained,
+                         theory=theory)
         except ReportError as exc:
             raise typer.BadParameter(str(exc)) from None
 

@@ -27,7 +27,7 @@ from actlab.analysis import (
 )
 from actlab.analysis.summaries import convergence, cost, curve_peak, divergent_runs, last_vs_best
 from actlab.report import figures
-from actlab.report.document import FigureItem, Section, TableItem, frame_html, frame_markdown
+from actlab.report.document import ItemWriter, Section, TableItem
 from actlab.report.tables import CellTable
 from actlab.study.store import Store
 
@@ -50,11 +50,11 @@ class Report:
 
     def __init__(self, store: Store, studies: list[str], metric: str = "test_acc",
                  baseline: dict[str, Any] | None = None, alpha: float = 0.05,
-                 test: str = "wilcoxon") -> None:
+                 test: str = "wilcoxon", theory: bool = True) -> None:
         if test not in TESTS:
             raise ReportError(f"unknown test {test!r}: use {' or '.join(TESTS)}")
         self.store, self.studies, self.metric, self.alpha = store, studies, metric, alpha
-        self.test = test
+        self.test, self.theory = test, theory
         frames: dict[str, list[pd.DataFrame]] = {"runs": [], "epochs": [], "params": [],
                                                   "layers": []}
         self.specs: dict[str, dict] = {}
@@ -249,12 +249,12 @@ class Report:
         return {"html": index, "markdown": markdown}
 
 
-class _Writer:
+class _Writer(ItemWriter):
     """Builds the sections, writing figures and tables as it goes."""
 
     def __init__(self, report: Report, out: Path) -> None:
-        self.r, self.out = report, out
-        self.count = 0
+        super().__init__(out)
+        self.r = report
 
     def n_text(self, task: dict[str, Any]) -> str:
         """'n = 2-3 completed runs per cell' for the captions."""
@@ -266,26 +266,12 @@ class _Writer:
         """File-name prefix of a task's figures and tables (none for a single task)."""
         return _slug("-".join(map(str, task.values()))) + "-" if task else ""
 
-    def fig(self, figure: Any, name: str, title: str, caption: str) -> FigureItem:
-        path = figures.save(figure, self.out / "figures" / name)
-        return FigureItem(str(path.relative_to(self.out)), title, caption)
-
     def table(self, name: str, title: str, caption: str, frame: pd.DataFrame | None = None,
               cells: CellTable | None = None) -> TableItem:
-        folder = self.out / "tables"
-        folder.mkdir(parents=True, exist_ok=True)
         if cells is not None:
-            markdown, html, latex, csv = (cells.to_markdown(), cells.to_html(),
-                                          cells.to_latex(), cells.to_csv())
-        else:
-            markdown, html = frame_markdown(frame), frame_html(frame)
-            latex = frame.to_latex(index=False, na_rep="--", float_format="%.4g")
-            csv = frame.to_csv(index=False)
-        files = []
-        for suffix, text in (("md", markdown), ("tex", latex), ("csv", csv)):
-            (folder / f"{name}.{suffix}").write_text(text)
-            files.append(f"tables/{name}.{suffix}")
-        return TableItem(title, caption, markdown, html, files)
+            return super().table(name, title, caption, cells.stats, texts=(
+                cells.to_markdown(), cells.to_html(), cells.to_latex(), cells.to_csv()))
+        return super().table(name, title, caption, frame)
 
     def build(self) -> list[Section]:
         r = self.r
@@ -293,7 +279,7 @@ class _Writer:
         if r.runs.empty or not (r.runs["status"] == "completed").any():
             sections[0].paragraphs.append("No completed runs yet: run the study with "
                                           "`actlab run`.")
-            return [*sections, self.divergent(), self.environment()]
+            return [*sections, *self.theory(), self.divergent(), self.environment()]
         for task, runs in r.tasks():
             sections.append(self.results(task, runs))
         sections.append(self.comparisons())
@@ -306,8 +292,16 @@ class _Writer:
         if not r.layers.empty:
             sections.append(self.layer_section())
         sections.append(self.confusion())
-        sections += [self.divergent(), self.environment()]
+        sections += [*self.theory(), self.divergent(), self.environment()]
         return sections
+
+    def theory(self) -> list[Section]:
+        """The theory of the study's activations and initializers (if asked)."""
+        if not self.r.theory or self.r.runs.empty:
+            return []
+        from actlab.theory.report import study_theory_section  # torch-heavy; only if asked
+
+        return [study_theory_section(self.r, self, self.prefix)]
 
     def overview(self) -> Section:
         r = self.r

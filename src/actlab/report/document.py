@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -57,3 +59,33 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
 def frame_html(frame: pd.DataFrame, digits: int = 4) -> str:
     return frame.to_html(index=False, na_rep="—", border=0, classes="data",
                          float_format=lambda v: f"{v:.{digits}g}")
+
+
+class ItemWriter:
+    """Writes a document's figures (``figures/NAME.png`` + ``.svg``) and tables
+    (``tables/NAME.md`` + ``.tex`` + ``.csv``) under ``out`` and returns their items."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def fig(self, figure: Any, name: str, title: str, caption: str) -> FigureItem:
+        from actlab.report.figures import save  # matplotlib only when a figure is drawn
+
+        path = save(figure, self.out / "figures" / name)
+        return FigureItem(str(path.relative_to(self.out)), title, caption)
+
+    def table(self, name: str, title: str, caption: str, frame: pd.DataFrame,
+              texts: tuple[str, str, str, str] | None = None) -> TableItem:
+        """A table of ``frame``, or of given (markdown, html, latex, csv) ``texts``."""
+        folder = self.out / "tables"
+        folder.mkdir(parents=True, exist_ok=True)
+        if texts is None:
+            texts = (frame_markdown(frame), frame_html(frame),
+                     frame.to_latex(index=False, na_rep="--", float_format="%.4g"),
+                     frame.to_csv(index=False))
+        markdown, html, latex, csv = texts
+        files = []
+        for suffix, text in (("md", markdown), ("tex", latex), ("csv", csv)):
+            (folder / f"{name}.{suffix}").write_text(text)
+            files.append(f"tables/{name}.{suffix}")
+        return TableItem(title, caption, markdown, html, files)

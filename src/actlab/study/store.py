@@ -503,12 +503,28 @@ class Store:
         """Rows of a (run, epoch, key..., value) table for runs in the plan, with the run's
         spec fields."""
         key_list = ", ".join(f"t.{k}" for k in keys)
+        # rowid keeps the order the engine wrote them in: network order (sites and layers
+        # sorted by name would put classifier.2 before features.1)
         frame = pd.read_sql_query(
             f"SELECT t.run_id, t.epoch, {key_list}, t.value FROM {table} t "
             "JOIN runs r USING (study_id, run_id) WHERE t.study_id=? AND r.in_plan=1 "
-            f"ORDER BY r.position, t.epoch, {key_list}", self.conn, params=(study_id,))
+            "ORDER BY r.position, t.epoch, t.rowid", self.conn, params=(study_id,))
         runs = self.runs_frame(study_id)[["run_id", *CELL_COLUMNS, "status"]]
         return frame.merge(runs, on="run_id")
+
+    def run_spec(self, study_id: int, run_id: str) -> RunSpec:
+        row = self.conn.execute("SELECT spec FROM runs WHERE study_id=? AND run_id=?",
+                                (study_id, run_id)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id} in study {study_id}")
+        return RunSpec.model_validate_json(row["spec"])
+
+    def run_info(self, study_id: int, run_id: str) -> dict[str, Any]:
+        """What the run recorded about itself (parameters, environment, input shape...);
+        empty before it has started."""
+        row = self.conn.execute("SELECT info FROM runs WHERE study_id=? AND run_id=?",
+                                (study_id, run_id)).fetchone()
+        return json.loads(row["info"]) if row and row["info"] else {}
 
     def confusion(self, study_id: int, run_id: str) -> list[list[int]] | None:
         row = self.conn.execute("SELECT final FROM runs WHERE study_id=? AND run_id=?",

@@ -30,7 +30,6 @@ from actlab.activations.base import ActSpec
 from actlab.activations.gains import float64_function, gaussian_expectation
 
 ActLike = str | Mapping[str, Any] | ActSpec
-DERIVATIVE_NODES = 200
 
 
 def derivative(act: ActLike) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -53,19 +52,45 @@ def variance_map(act: ActLike, q: float, sw: float, sb: float = 0.0) -> float:
 
 
 def fixed_point(act: ActLike, sw: float, sb: float = 0.0, q0: float = 1.0,
-                iterations: int = 2000, tol: float = 1e-10) -> float:
+                iterations: int = 500, tol: float = 1e-10) -> float:
     """q* by iterating the variance map from ``q0`` (capped at 1e8: the map of an
-    unbounded AF with sw above its gain has no finite fixed point)."""
+    unbounded AF with sw above its gain has no finite fixed point; 0 when the signal
+    dies out).
+
+    Near the edge of chaos the map contracts slowly (relu with a bias: q -> sw² q / 2 +
+    sb², rate sw²/2), so three iterates that approach monotonically are extrapolated
+    with Aitken's Δ² (exact for a linear map), never against the direction of travel:
+    growth to infinity is not mistaken for the unstable fixed point behind it."""
     fn = float64_function(act)
-    q = q0
+
+    def step(q: float) -> float:
+        return sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2,
+                                              std=math.sqrt(max(q, 0.0))) + sb ** 2
+
+    q, trail = q0, [q0]
     for _ in range(iterations):
-        new = sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2, std=math.sqrt(q)) + sb ** 2
+        new = step(q)
         if not math.isfinite(new) or new > 1e8:
             return math.inf
         if abs(new - q) <= tol * max(1.0, q):
             return new
         q = new
+        trail.append(q)
+        if len(trail) == 3:
+            accelerated = _aitken(*trail)
+            q = q if accelerated is None else accelerated
+            trail = [q]
     return q
+
+
+def _aitken(q0: float, q1: float, q2: float) -> float | None:
+    """The Δ² extrapolation of a monotone, contracting sequence (None otherwise)."""
+    d1, d2 = q1 - q0, q2 - q1
+    if d1 == 0 or not 0 < d2 / d1 < 1:
+        return None
+    limit = q2 - d2 * d2 / (d2 - d1)
+    ahead = (limit - q2) * d2 >= 0
+    return max(limit, 0.0) if ahead and math.isfinite(limit) else None
 
 
 def chi1(act: ActLike, sw: float, sb: float = 0.0, q: float | None = None) -> float:
@@ -74,10 +99,9 @@ def chi1(act: ActLike, sw: float, sb: float = 0.0, q: float | None = None) -> fl
     if not math.isfinite(q):
         return math.inf
     grad = derivative(act)
-    # An even node count keeps z = 0 off the grid: rectifiers' f' jumps there, and
-    # autograd's value at the kink (relu'(0) = 0) would weigh in with the central node.
+    # f' of a rectifier jumps at 0: the expectation's grid rule handles jumps.
     return sw ** 2 * gaussian_expectation(lambda z: grad(z) ** 2, std=math.sqrt(max(q, 0.0)),
-                                          nodes=DERIVATIVE_NODES)
+                                          smooth=False)
 
 
 def critical_sw(act: ActLike, sb: float = 0.0, low: float = 0.05, high: float = 6.0,
@@ -85,13 +109,15 @@ def critical_sw(act: ActLike, sb: float = 0.0, low: float = 0.05, high: float = 
     """The weight std at the edge of chaos for bias std ``sb``: the root of χ₁(sw) = 1
     (NaN if χ₁ - 1 does not change sign in [low, high])."""
     def excess(sw: float) -> float:
-        value = chi1(act, sw, sb)
-        return (value if math.isfinite(value) else 1e6) - 1.0
+        # log χ₁ is close to linear in log sw (exactly so for the rectifiers, where
+        # χ₁ = sw² E[f'²] whatever q*), which brentq's interpolation finds in few steps.
+        value = chi1(act, math.exp(sw), sb)
+        return math.log(value) if 0 < value < math.inf else (40.0 if value > 0 else -40.0)
 
-    a, b = excess(low), excess(high)
+    a, b = excess(math.log(low)), excess(math.log(high))
     if a * b > 0:
         return math.nan
-    return float(brentq(excess, low, high, xtol=xtol))
+    return math.exp(brentq(excess, math.log(low), math.log(high), xtol=xtol))
 
 
 def phase_diagram(act: ActLike, sbs: list[float] | None = None) -> pd.DataFrame:

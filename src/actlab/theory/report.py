@@ -9,6 +9,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,10 +20,19 @@ import torch
 
 from actlab.activations.gains import float64_function
 from actlab.report import figures
-from actlab.report.document import FigureItem, Section, TableItem, frame_html, frame_markdown
+from actlab.report.document import ItemWriter, Section
 from actlab.theory.catalog import catalog
 from actlab.theory.meanfield import derivative, phase_diagram
 from actlab.theory.propagation import escape_depth, signal_propagation
+from actlab.theory.study import (
+    chi1_table,
+    learned_functions,
+    model_propagation,
+    propagation_summary,
+)
+
+if TYPE_CHECKING:
+    from actlab.report.build import Report
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +105,40 @@ def phase_figure(boundaries: pd.DataFrame, colours: figures.Colours) -> plt.Figu
     return fig
 
 
+def learned_figure(curves: pd.DataFrame, act: str) -> plt.Figure:
+    """f and f' of one learnable activation per site: thin grey at the first recorded
+    epoch, coloured by depth (dark = first site) at the last."""
+    data = curves[curves["act"] == act]
+    sites = list(dict.fromkeys(data["site"]))
+    cmap = plt.get_cmap("viridis")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for stage, group in data.groupby("stage", sort=False):
+        for site, line in group.groupby("site", sort=False):
+            depth = sites.index(site)
+            colour = ("0.65" if stage == "initial"
+                      else cmap(depth / max(1, len(sites) - 1)))
+            style = {"lw": 0.9, "ls": "--"} if stage == "initial" else {"lw": 1.5}
+            label = site if stage == "learned" else None
+            left.plot(line["x"], line["f"], color=colour, label=label, **style)
+            right.plot(line["x"], line["df"], color=colour, **style)
+    for ax, title in ((left, f"{act}: f(x)"), (right, f"{act}: f'(x)")):
+        ax.axhline(0, color="0.6", lw=0.7)
+        ax.axvline(0, color="0.6", lw=0.7)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+    if len(sites) <= 12:
+        left.legend(fontsize=7, frameon=False, title="site (learned)", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def theory_sections(acts: Sequence[str], inits: Sequence[str], out: Path, depth: int = 50,
                     width: int = 256, kind: str = "fc") -> list[Section]:
     """Compute everything and write its figures and tables under ``out``."""
     colours = figures.colour_map(list(acts))
-    tables = out / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-
-    def table(name: str, title: str, caption: str, frame: pd.DataFrame) -> TableItem:
-        frame.to_csv(tables / f"{name}.csv", index=False)
-        (tables / f"{name}.md").write_text(frame_markdown(frame))
-        (tables / f"{name}.tex").write_text(frame.to_latex(index=False, float_format="%.4g"))
-        return TableItem(title, caption, frame_markdown(frame), frame_html(frame),
-                         [f"tables/{name}.{s}" for s in ("md", "tex", "csv")])
-
-    def fig(figure: plt.Figure, name: str, title: str, caption: str) -> FigureItem:
-        path = figures.save(figure, out / "figures" / name)
-        return FigureItem(str(path.relative_to(out)), title, caption)
+    writer = ItemWriter(out)
+    table, fig = writer.table, writer.fig
 
     sections = []
     catalog_section = Section("Activation functions")
@@ -183,3 +210,122 @@ def write_theory(out: str | Path, acts: Sequence[str] = DEFAULT_ACTS,
     (out / "index.html").write_text(render_html(title, sections, out, self_contained=False))
     log.info("wrote %s", out / "index.html")
     return {"html": out / "index.html", "markdown": out / "report.md"}
+
+
+def study_theory_section(report: Report, writer: ItemWriter,
+                         prefix: Any = lambda task: "") -> Section:
+    """The theory of a study's own activations and initializers: their catalog and
+    functions, the mean-field phase each initializer puts each activation in, signal
+    propagation at init through the study's models, and the learnable activations'
+    functions at their learned values per site."""
+    runs = report.runs
+    acts = list(dict.fromkeys(runs["act"]))
+    inits = list(dict.fromkeys(runs["init"])) if "init" in runs else []
+    section = Section("Theory")
+    section.paragraphs.append(
+        "What theory says about this study's activations and initializers, computed "
+        "without training (GUIDE §3; `actlab theory` draws the same for any set).")
+    section.add(writer.table("theory-catalog", "Activation catalog",
+                             "Declared properties; f(0), f'(0); moments over z ~ N(0, 1); "
+                             "matched and PyTorch gains; forward+backward time relative to "
+                             "ReLU measured on the machine that wrote this report.",
+                             catalog(acts)))
+    section.add(writer.fig(function_figure(acts, report.colours), "theory-functions",
+                           "f and f'", "Learnable activations at their initial values."))
+    if inits:
+        phases = chi1_table(acts, inits)
+        phases["critical_sw"] = phases["act"].map(
+            {act: phase_diagram(act, [0.0])["critical_sw"].iloc[0] for act in acts})
+        by_phase = {p: [f"{r.act} / {r.init}" for r in phases.itertuples() if r.phase == p]
+                    for p in ("critical", "ordered", "chaotic")}
+        section.paragraphs.append(
+            "Mean field (Poole et al. 2016; Schoenholz et al. 2017), at the σw and σb each "
+            "initializer draws for a width-256 layer: " + "; ".join(
+                f"{phase}: {', '.join(cells)}" for phase, cells in by_phase.items() if cells)
+            + ". Ordered (χ₁ < 1): signals and gradients shrink with depth; chaotic "
+              "(χ₁ > 1): they grow; critical: within 5% of the edge of chaos.")
+        section.add(writer.table("theory-chi1", "Mean-field χ₁ per activation and "
+                                 "initializer", "σw² = fan_in · Var(W) and σb as drawn; "
+                                 "q*: fixed point of the variance map; critical_sw: the "
+                                 "edge of chaos at σb = 0.", phases))
+    for task, task_runs in report.tasks():
+        _add_model_propagation(section, report, writer, task, task_runs, prefix(task))
+    if not report.params.empty:
+        x = torch.linspace(-4.0, 4.0, 241, dtype=torch.float64)
+        for task, _ in report.tasks():
+            curves = learned_functions(report._task_frame(report.params, task), x)
+            for act in dict.fromkeys(curves["act"]):
+                section.add(writer.fig(
+                    learned_figure(curves, act),
+                    f"{prefix(task)}theory-learned-{_slug(act)}",
+                    f"{act} as learned, per site ({report.task_label(task)})",
+                    "Parameters averaged over seeds; grey dashed: first recorded epoch "
+                    "(initial values), coloured: last epoch, dark = early layers. "
+                    "Per-channel sites show the mean over channels."))
+    return section
+
+
+def _add_model_propagation(section: Section, report: Report, writer: ItemWriter,
+                           task: dict[str, Any], runs: pd.DataFrame, prefix: str) -> None:
+    """Per-layer variance and gradient norm at init through the task's model, one line
+    per activation, one panel per initializer, with a summary table."""
+    label = report.task_label(task)
+    records, missing = [], []
+    pairs = runs.drop_duplicates(["act", "init"])
+    for row in pairs.itertuples():
+        store = report.store
+        study_id = store.study_id(row.study)
+        spec = store.run_spec(study_id, row.run_id)
+        shape, classes = _input_shape(store.run_info(study_id, row.run_id), spec)
+        if shape is None:
+            missing.append(f"{row.act} / {row.init}")
+            continue
+        frame = model_propagation(spec.model, spec.act, spec.init, shape, classes,
+                                  spec.model_options, spec.gain)
+        records.append(frame.assign(act=row.act, init=row.init))
+    if missing:
+        section.paragraphs.append(
+            f"Signal propagation ({label}) skipped for {', '.join(missing)}: the input "
+            "shape of this dataset is known once one of its runs has started.")
+    if not records:
+        return
+    frame = pd.concat(records, ignore_index=True)
+    model = runs["model"].iloc[0]
+    section.add(writer.fig(
+        propagation_figure(frame, "pre_variance", report.colours),
+        f"{prefix}theory-model-variance", f"{model}: pre-activation variance per layer at "
+        f"init ({label})", "Output variance of every convolution and linear layer "
+        "(before normalization) for a batch of 8 N(0, 1) inputs, float64, in forward "
+        "order; green band [1e-3, 1e3]."))
+    section.add(writer.fig(
+        propagation_figure(frame, "grad_norm", report.colours),
+        f"{prefix}theory-model-grad", f"{model}: weight-gradient norm per layer at init "
+        f"({label})", "Cross-entropy against random labels, same batch; a wide spread "
+        "between layers means some layers barely learn at the start."))
+    summary = pd.DataFrame([{"act": act, "init": init, **propagation_summary(group)}
+                            for (act, init), group in frame.groupby(["act", "init"],
+                                                                    sort=False)])
+    summary["escape_layer"] = summary["escape_layer"].map(
+        lambda v: "holds" if v is None or pd.isna(v) else str(int(v)))
+    section.add(writer.table(
+        f"{prefix}theory-model-propagation", f"{model}: propagation at init ({label})",
+        "variance_last_over_first: last layer's pre-activation variance over the first's; "
+        "grad_spread: largest over smallest weight-gradient norm across layers; "
+        "escape_layer: first layer whose variance leaves [1e-3, 1e3].", summary))
+
+
+def _input_shape(info: dict[str, Any], spec: Any) -> tuple[list[int] | None, int]:
+    """(C, H, W) and the class count of a run's data: as the run recorded them, else as
+    the dataset declares them (None when only loading the data would tell)."""
+    from actlab.data.base import dataset_shape
+
+    if info.get("input_shape") and info.get("num_classes"):
+        return list(info["input_shape"]), int(info["num_classes"])
+    shape = dataset_shape(spec.data.name, spec.data.options)
+    if None in (shape.channels, shape.image_size, shape.num_classes):
+        return None, 0
+    return [shape.channels, shape.image_size, shape.image_size], int(shape.num_classes)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-")

@@ -306,7 +306,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             "activation_sites": model.activation_site_count,
             "init_report": model.init_report, "train_size": len(data.train),
             "val_size": len(data.val), "test_size": len(data.test),
-            "env": environment(device)}
+            "input_shape": list(data.splits.train.images.shape[1:]),
+            "num_classes": data.splits.num_classes, "env": environment(device)}
     epochs: list[EpochMetrics] = []
     step = 0
     # Activations with a domain (PELU's a, b >= 0.1) are projected after every step.
