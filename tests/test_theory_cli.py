@@ -27,6 +27,9 @@ def test_theory_report(tmp_path) -> None:
     assert "leaky_relu(slope=0.3)" in catalog
     text = (out / "report.md").read_text()
     assert "## Mean-field phase diagram" in text
+    phases = (out / "tables" / "chi1.csv").read_text()
+    assert "he_normal,relu," in phases
+    assert phases.count("\n") == 1 + 3 * 2  # header + AF x WI
     if chromium() is not None:
         page = load_page(out / "index.html")
         assert page.images

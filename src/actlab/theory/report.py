@@ -191,6 +191,12 @@ def theory_sections(acts: Sequence[str], inits: Sequence[str], out: Path, depth:
     phase.add(table("phase-diagram", "Critical weight std", "σb, critical σw and the "
                     "fixed point q* there.", boundaries[["act", "sb", "critical_sw",
                                                          "q_star"]]))
+    phase.add(table("chi1", "Where each initializer puts each activation",
+                    f"χ₁ at the σw = √(fan_in · Var W) and σb each initializer draws for a "
+                    f"width-{width} layer; q*: fixed point (— where the map has no finite "
+                    "nonzero one; a rectifier's q* is neutral at σw = √2 and drifts to 0 or "
+                    "infinity off it); phase: ordered (χ₁ < 0.95), critical, chaotic (> 1.05).",
+                    chi1_table(acts, inits, width)))
     sections.append(phase)
     return sections
 
@@ -246,8 +252,9 @@ def study_theory_section(report: Report, writer: ItemWriter,
               "(χ₁ > 1): they grow; critical: within 5% of the edge of chaos.")
         section.add(writer.table("theory-chi1", "Mean-field χ₁ per activation and "
                                  "initializer", "σw² = fan_in · Var(W) and σb as drawn; "
-                                 "q*: fixed point of the variance map; critical_sw: the "
-                                 "edge of chaos at σb = 0.", phases))
+                                 "q*: fixed point of the variance map (a rectifier's is "
+                                 "neutral at σw = √2 and drifts to 0 or infinity off it); "
+                                 "critical_sw: the edge of chaos at σb = 0.", phases))
     for task, task_runs in report.tasks():
         _add_model_propagation(section, report, writer, task, task_runs, prefix(task))
     if not report.params.empty:
