@@ -147,3 +147,77 @@ def test_the_documented_example_is_valid_and_counts_as_described() -> None:
     # 4 acts x 2 inits x 2 lrs x 2 zipped = 32; - 4 (sigmoid + he) - 7 (resnet20 at lr
     # 0.05, sigmoid + he already gone) + 1 included = 22 cells; x 3 seeds.
     assert len(parse_study(document).expand()) == 66
+
+
+def test_further_grids_add_their_products_once() -> None:
+    from actlab.study import parse_study
+
+    study = parse_study({
+        "name": "s", "train": {"optimizer": {"name": "adam", "lr": 0.001}},
+        "grid": {"model": ["lenet5", "simple_cnn"], "act": ["relu", "tanh"]},
+        "grids": [{"model": ["lenet5"], "act": ["relu", "tanh"], "lr": [0.0001, 0.001, 0.01]},
+                  {"model": ["lenet5"], "schedule": ["fixed", "triangular"]}],
+        "exclude": [{"lr": 0.01, "act": "tanh"}]})
+    cells = [(s.model, s.act, s.train.optimizer.lr, s.train.schedule) for s in study.expand()]
+    assert cells[:4] == [("lenet5", "relu", 0.001, "fixed"), ("lenet5", "tanh", 0.001, "fixed"),
+                         ("simple_cnn", "relu", 0.001, "fixed"),
+                         ("simple_cnn", "tanh", 0.001, "fixed")]
+    # the sweep adds lr 1e-4 and 1e-2 (1e-3 is the main grid's cell, planned once), minus
+    # the excluded tanh at 1e-2; the schedule grid starts from the base act (relu)
+    assert cells[4:] == [("lenet5", "relu", 0.0001, "fixed"), ("lenet5", "relu", 0.01, "fixed"),
+                         ("lenet5", "tanh", 0.0001, "fixed"),
+                         ("lenet5", "relu", 0.001, "triangular")]
+
+
+@pytest.mark.parametrize(("grids", "message"), [
+    ([{}], "grids entry 1 must map axes to lists of values"),
+    ([{"act": ["relu"]}, {"colour": ["red"]}], "grids entry 2: unknown grid axis 'colour'"),
+    ([{"act": []}], "grids entry 1: grid axis 'act' has no values"),
+])
+def test_bad_further_grids_are_named(grids, message) -> None:
+    from actlab.study import StudyError, parse_study
+
+    with pytest.raises(StudyError, match=message):
+        parse_study({"name": "s", "grids": grids})
+
+
+def test_every_varying_field_separates_cells_in_the_runs_frame(tmp_path) -> None:
+    """Runs that differ in anything but the seed never share a report cell: model options
+    go into the model label, the corruption has a column, other fields a setting."""
+    from typer.testing import CliRunner
+
+    from actlab.cli import app
+    from actlab.report import Report
+    from actlab.study import Store
+
+    study = tmp_path / "axes.yaml"
+    study.write_text(textwrap.dedent("""
+        name: axes
+        model: deep_cnn
+        data:
+          name: synthetic
+          options: {train_size: 64, test_size: 32, image_size: 16, channels: 1}
+        train: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.01}}
+        grid:
+          model_options: [{depth: 2}, {depth: 3}]
+          act: [relu]
+        grids:
+          - {model_options: [{depth: 2}], batch_size: [16]}
+          - {model_options: [{depth: 2}], data.corruption: [{kind: gaussian_noise, severity: 2}]}
+        seeds: 1
+    """))
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(app, ["run", str(study), "--store", str(db)])
+    assert result.exit_code == 0, result.output
+    with Store(db) as store:
+        runs = store.study("axes").runs()
+        assert list(runs["model"]) == ["deep_cnn(depth=2)", "deep_cnn(depth=3)",
+                                       "deep_cnn(depth=2)", "deep_cnn(depth=2)"]
+        assert list(runs["setting"]) == ["batch_size=32", "batch_size=32", "batch_size=16",
+                                         "batch_size=32"]
+        assert list(runs["corruption"]) == ["none", "none", "none",
+                                            "gaussian_noise(severity=2)"]
+        report = Report(store, ["axes"], theory=False)
+        assert report.task == ["model", "corruption"]
+        assert report.cell == ["setting"]
+        assert report.stats["n"].tolist() == [1, 1, 1, 1]  # four cells, not merged

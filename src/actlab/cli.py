@@ -319,7 +319,7 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
     for column in ("#", "model", "act", "init", "seed", "run id", "status"):
         table.add_column(column)
     for i, spec in enumerate(specs, 1):
-        table.add_row(str(i), spec.model, spec.act, spec.init, str(spec.seed), spec.run_id,
+        table.add_row(str(i), spec.model_label, spec.act, spec.init, str(spec.seed), spec.run_id,
                       done.get(spec.run_id, "new"))
     console.print(table)
     todo = [s for s in specs if done.get(s.run_id) not in ("completed", "diverged")]

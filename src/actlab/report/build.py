@@ -5,9 +5,10 @@ LaTeX, CSV), ``figures/`` (PNG + SVG), ``runs.csv`` and ``epochs.csv``.
 ``Report`` is also the notebook API: ``Report(store, ['quickstart']).figure('heatmap')``
 draws any figure on demand.
 
-Terms. A *task* is a (model, dataset) pair (with the study, when several are compared);
-a *cell* is one combination of the other axes that vary (activation, initializer,
-learning rate, ...) on a task; its runs differ only by seed.
+Terms. A *task* is a (model with its options, dataset, corruption) combination (with the
+study, when several are compared); a *cell* is one combination of the other axes that
+vary (activation, initializer, optimizer, learning rate, schedule, any other field) on a
+task; its runs differ only by seed.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from actlab.study.store import Store
 
 log = logging.getLogger(__name__)
 
-TASK = ["study", "model", "dataset"]
-CELL_AXES = ["act", "init", "optimizer", "lr"]
+TASK = ["study", "model", "dataset", "corruption"]
+CELL_AXES = ["act", "init", "optimizer", "lr", "schedule", "setting"]
 LOWER_IS_BETTER = ("loss", "seconds", "epochs_to", "auc")
 CI_TEXT = "95% percentile-bootstrap confidence interval of the mean over seeds"
 TESTS = {"wilcoxon": "Wilcoxon signed-rank test over seed pairs",

@@ -4,12 +4,13 @@ A study file is YAML (docs/study-files.md). Top-level run fields (``model``, ``a
 ``init``, ``gain``, ``data``, ``train``, ``model_options``) give the base run; ``grid``
 maps an axis (a run field, a dotted path such as ``train.optimizer.lr``, or a shorthand
 such as ``lr``) to the list of its values; ``zip`` groups axes that vary together;
-``exclude`` drops matching cells and ``include`` adds cells; ``per_model`` overrides
+``grids`` adds further grids (each a product on top of the base run, e.g. an lr sweep on
+one model); ``exclude`` drops matching cells and ``include`` adds cells; ``per_model`` overrides
 fields for one model; ``variants`` names activation/initializer choices; ``extends``
 starts from another study file; ``seeds`` is a count (0..n-1) or a list. The plan is
-the product of the grid axes and zip groups (file order), minus exclusions, plus
-inclusions, times the seeds. Every problem is collected before anything runs and
-reported together, each with the cell it occurs in.
+the product of the grid axes and zip groups (file order), then the further grids' cells
+that are not already in it, minus exclusions, plus inclusions, times the seeds. Every
+problem is collected before anything runs and reported together, each with its cell.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from actlab.study.spec import RunSpec, StrictModel
 
-STUDY_KEYS = {"name", "description", "grid", "seeds", "zip", "exclude", "include",
+STUDY_KEYS = {"name", "description", "grid", "grids", "seeds", "zip", "exclude", "include",
               "per_model", "variants", "extends"}
 
 #: Short axis names for the fields studies vary most.
@@ -111,6 +112,19 @@ def _canonical(path: str, value: Any) -> Any:
         return value  # an invalid value is reported when its cell is validated
 
 
+def _resolve_axes(grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """A grid's axes as run-field paths, each with a non-empty list of values."""
+    resolved: dict[str, list[Any]] = {}
+    for axis, values in grid.items():
+        path = _axis_path(axis)
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid axis '{axis}' has no values")
+        if path in resolved:
+            raise ValueError(f"grid axis '{axis}' is given twice")
+        resolved[path] = list(values)
+    return resolved
+
+
 class Study(StrictModel):
     """A validated study: a base run, axes (grid and zip groups), rules and seeds."""
 
@@ -118,6 +132,7 @@ class Study(StrictModel):
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grids: list[dict[str, list[Any]]] = Field(default_factory=list)
     zip: list[dict[str, list[Any]]] = Field(default_factory=list)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     include: list[dict[str, Any]] = Field(default_factory=list)
@@ -128,14 +143,20 @@ class Study(StrictModel):
     @field_validator("grid")
     @classmethod
     def _axes_known(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        resolved: dict[str, list[Any]] = {}
-        for axis, values in grid.items():
-            path = _axis_path(axis)
-            if not values:
-                raise ValueError(f"grid axis '{axis}' has no values")
-            if path in resolved:
-                raise ValueError(f"grid axis '{axis}' is given twice")
-            resolved[path] = list(values)
+        return _resolve_axes(grid)
+
+    @field_validator("grids")
+    @classmethod
+    def _further_grids(cls, grids: list[dict[str, list[Any]]]) -> list[dict[str, list[Any]]]:
+        resolved = []
+        for index, grid in enumerate(grids):
+            if not isinstance(grid, dict) or not grid:
+                raise ValueError(f"grids entry {index + 1} must map axes to lists of values, "
+                                 "e.g. {model: [resnet18], lr: [0.001, 0.01]}")
+            try:
+                resolved.append(_resolve_axes(grid))
+            except ValueError as exc:
+                raise ValueError(f"grids entry {index + 1}: {exc}") from None
         return resolved
 
     @field_validator("zip")
@@ -198,22 +219,31 @@ class Study(StrictModel):
 
     def cells(self) -> Iterable[dict[str, Any]]:
         """Each cell as ``{axis_path: value}``: grid axes and zip groups in file order,
-        minus exclusions, then the inclusions; seeds innermost."""
+        then each further grid's, minus exclusions, then the inclusions; seeds
+        innermost."""
+        for cell, _ in self._cells_with_origin():
+            yield cell
+
+    def _cells_with_origin(self) -> Iterable[tuple[dict[str, Any], str]]:
         axes: list[list[dict[str, Any]]] = [
             [{path: value} for value in values] for path, values in self.grid.items()]
         axes += [[dict(zip(group, row, strict=True)) for row in zip(*group.values(), strict=True)]
                  for group in self.zip]
-        for combination in itertools.product(*axes):
-            cell: dict[str, Any] = {}
-            for part in combination:
-                cell.update(part)
-            if self._excluded(cell):
-                continue
-            for seed in self.seed_list:
-                yield {**cell, "seed": seed}
+        products = [(axes, "grid")] + [
+            ([[{path: value} for value in values] for path, values in grid.items()], "grids")
+            for grid in self.grids]
+        for product_axes, origin in products:
+            for combination in itertools.product(*product_axes):
+                cell: dict[str, Any] = {}
+                for part in combination:
+                    cell.update(part)
+                if self._excluded(cell):
+                    continue
+                for seed in self.seed_list:
+                    yield {**cell, "seed": seed}, origin
         for extra in self.include:
             for seed in self.seed_list:
-                yield {**extra, "seed": seed}
+                yield {**extra, "seed": seed}, "include"
 
     def _raw_spec(self, cell: dict[str, Any]) -> dict[str, Any]:
         raw = copy.deepcopy(self.base)
@@ -233,11 +263,11 @@ class Study(StrictModel):
 
     def expand(self) -> list[RunSpec]:
         """The run specs of every cell; raises :class:`StudyError` listing all problems."""
-        specs: list[RunSpec] = []
+        specs: list[tuple[RunSpec, str]] = []
         problems: dict[str, None] = {}  # ordered set: one line per distinct problem
-        for cell in self.cells():
+        for cell, origin in self._cells_with_origin():
             try:
-                specs.append(RunSpec.model_validate(self._raw_spec(cell)))
+                specs.append((RunSpec.model_validate(self._raw_spec(cell)), origin))
             except ValidationError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in cell.items() if k != "seed")
                 for line in format_validation_error(exc):
@@ -245,13 +275,15 @@ class Study(StrictModel):
         if problems:
             raise StudyError(f"study '{self.name}'", list(problems))
         seen: dict[str, RunSpec] = {}
-        for spec in specs:
+        for spec, origin in specs:
+            if spec.run_id in seen and origin == "grids":
+                continue  # a further grid may cross the main one (the sweep's base lr)
             if spec.run_id in seen:
                 raise StudyError(f"study '{self.name}'", [
                     f"two cells describe the same run ({spec.describe()}); "
                     "remove the duplicate grid value or include entry"])
             seen[spec.run_id] = spec
-        return specs
+        return list(seen.values())
 
 
 def _matches(path: str, value: Any, wanted: Any) -> bool:

@@ -332,4 +332,28 @@ class RunSpec(StrictModel):
             update={"data_dir": str(data_dir)})})
 
     def describe(self) -> str:
-        return f"{self.model} {self.act} {self.init} seed={self.seed}"
+        return f"{self.model_label} {self.act} {self.init} seed={self.seed}"
+
+    @property
+    def model_label(self) -> str:
+        """``deep_cnn(depth=5)``: the model with its non-default options."""
+        return _label(self.model, self.model_options)
+
+    @property
+    def corruption_label(self) -> str:
+        """``shot_noise_psi(psi=8)``, or ``none`` for clean data."""
+        c = self.data.corruption
+        if c is None:
+            return "none"
+        options = {"psi": c.psi, "severity": c.severity,
+                   "apply_to": None if c.apply_to == "both" else c.apply_to,
+                   "seed": c.seed or None}
+        return _label(c.kind, {k: v for k, v in options.items() if v is not None})
+
+
+def _label(name: str, options: dict[str, Any]) -> str:
+    """``name(k=v, ...)`` (just ``name`` without options), floats in short form."""
+    if not options:
+        return name
+    parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in options.items()]
+    return f"{name}({', '.join(parts)})"

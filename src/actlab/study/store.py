@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from actlab.study.plan import Study
+from actlab.study.plan import AXIS_SHORTHANDS, Study
 from actlab.study.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,16 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 #: The run fields that the long frames (epochs, params, layers) carry beside run_id.
-CELL_COLUMNS = ("model", "dataset", "act", "init", "optimizer", "lr", "seed")
+#: The axis columns of every run row: what a report groups by. ``model`` includes its
+#: options (``deep_cnn(depth=5)``), ``corruption`` is ``none`` for clean data, and
+#: ``setting`` names any other field that varies in the study (``epochs=10``), so that
+#: runs that differ in anything but the seed never share a cell.
+CELL_COLUMNS = ("model", "dataset", "corruption", "act", "init", "optimizer", "lr",
+                "schedule", "setting", "seed")
+#: Identity fields covered by the named columns (the rest feed ``setting``).
+_NAMED_FIELDS = {"model", "model_options", "act", "init", "seed", "data.name",
+                 "data.corruption", "train.optimizer.name", "train.optimizer.lr",
+                 "train.schedule"}
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
                  "images_per_s", "test_loss", "test_acc", "peak_memory_mb")
 #: Columns (table, column, type) added by each schema version, so an older store is
@@ -461,17 +470,20 @@ class Store:
             "SELECT run_id, position, spec, status, attempts, started_at, finished_at, "
             "diverged_epoch, reason, error, final, info FROM runs "
             "WHERE study_id=? AND in_plan=1 ORDER BY position", (study_id,)).fetchall()
+        specs = [RunSpec.model_validate_json(row["spec"]) for row in rows]
+        settings = _settings(specs)
         records = []
-        for row in rows:
-            spec = RunSpec.model_validate_json(row["spec"])
+        for row, spec, setting in zip(rows, specs, settings, strict=True):
             final = json.loads(row["final"]) if row["final"] else {}
             info = json.loads(row["info"]) if row["info"] else {}
             for key in [k for k in final if k.endswith("confusion")]:
                 final.pop(key)
             records.append({
-                "run_id": row["run_id"], "model": spec.model, "act": spec.act,
+                "run_id": row["run_id"], "model": spec.model_label, "act": spec.act,
                 "init": spec.init, "seed": spec.seed, "dataset": spec.data.name,
+                "corruption": spec.corruption_label,
                 "optimizer": spec.train.optimizer.name, "lr": spec.train.optimizer.lr,
+                "schedule": spec.train.schedule, "setting": setting,
                 "epochs": spec.train.epochs, "status": row["status"],
                 "diverged_epoch": row["diverged_epoch"], "reason": row["reason"],
                 "error": row["error"], "wall_time": info.get("wall_time"),
@@ -530,6 +542,38 @@ class Store:
         row = self.conn.execute("SELECT final FROM runs WHERE study_id=? AND run_id=?",
                                 (study_id, run_id)).fetchone()
         return json.loads(row["final"]).get("confusion") if row and row["final"] else None
+
+
+def _settings(specs: list[RunSpec]) -> list[str]:
+    """Per run, the identity fields outside the named columns whose values differ across
+    ``specs``, as ``epochs=10, data.train_per_class=500`` (empty when none differ)."""
+    short = {path: name for name, path in AXIS_SHORTHANDS.items()}
+    flat = [_flatten_fields(spec.identity()) for spec in specs]
+    paths = sorted({p for fields in flat for p in fields} - _NAMED_FIELDS)
+    varying = [p for p in paths
+               if len({json.dumps(f.get(p), sort_keys=True) for f in flat}) > 1]
+    return [", ".join(f"{short.get(p, p)}={_short_value(f.get(p))}" for p in varying)
+            for f in flat]
+
+
+def _flatten_fields(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in {"model_options", "data.corruption",
+                                                     "data.options"}:
+            flat.update(_flatten_fields(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _short_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 class Heartbeat:
