@@ -346,3 +346,13 @@ def test_channel_statistics_match_a_direct_computation() -> None:
     pixels = images.double() / 255
     assert torch.allclose(mean.double(), pixels.mean(dim=(0, 2, 3)), atol=1e-6)
     assert torch.allclose(std.double(), pixels.std(dim=(0, 2, 3)), atol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+                    .exists(), reason="needs Debian's dataset-fashion-mnist package")
+def test_fashion_mnist_is_found_in_debians_folder_beside_a_data_dir(tmp_path) -> None:
+    """--data-dir for the CIFAR stand-in must not hide Fashion-MNIST's Debian package
+    (af-wi-grid-cpu reads both)."""
+    data = load_dataset("fashion_mnist", str(tmp_path), download=False)
+    assert data.source == "/usr/share/datasets/fashion-mnist"
+    assert len(data.train_labels) == 60000

@@ -9,7 +9,6 @@ that does not match the header, a truncated gzip stream) is an error naming the 
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -136,10 +135,13 @@ def _idx_directory(data_dir: str | None, subdirs: tuple[str, ...],
                    fallback: Path | None = None) -> Path:
     """The first of ``<root>/<subdir>``, ``<root>`` and ``fallback`` holding the training
     images, where root is ``data_dir`` or ``$ACTLAB_DATA`` (or the per-user default);
-    if none does, ``<root>/<subdirs[0]>``, where a download goes."""
+    if none does, ``<root>/<subdirs[0]>``, where a download goes. The system-wide
+    ``fallback`` is looked at even when a data directory is given: a study that reads
+    the CIFAR stand-in from ``--data-dir`` and Fashion-MNIST from Debian's package (the
+    CPU-sized af-wi-grid) must find both."""
     root = resolve_data_root(data_dir)
     candidates = [root / sub for sub in subdirs] + [root]
-    if fallback is not None and data_dir is None and "ACTLAB_DATA" not in os.environ:
+    if fallback is not None:
         candidates.append(fallback)
     for candidate in candidates:
         try:
@@ -155,8 +157,8 @@ def _idx_directory(data_dir: str | None, subdirs: tuple[str, ...],
 def fashion_mnist(data_dir: str | None = None, download: bool = True) -> ImageDataset:
     """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 60k/10k 28x28 grayscale, 10 classes.
 
-    Looked up in ``<data dir>/fashion_mnist`` and the data directory itself, then (when no
-    data directory is set) in Debian's ``/usr/share/datasets/fashion-mnist``.
+    Looked up in ``<data dir>/fashion_mnist`` and the data directory itself, then in
+    Debian's ``/usr/share/datasets/fashion-mnist``.
     """
     directory = _idx_directory(data_dir, ("fashion_mnist", "fashion-mnist"), FASHION_SYSTEM_DIR)
     return load_idx_dataset(
