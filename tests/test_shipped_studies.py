@@ -125,3 +125,5 @@ def test_cpu_variant_runs_end_to_end(path: Path, tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     for section in ("## Results", "## Curves", "## Theory", "## Divergent and failed runs"):
         assert section in text
+    if path.stem == "he-init-depth-cpu":  # train.test_each_epoch: accuracy per epoch
+        assert "Test accuracy per epoch" in text

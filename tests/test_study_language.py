@@ -199,7 +199,7 @@ def test_every_varying_field_separates_cells_in_the_runs_frame(tmp_path) -> None
           options: {train_size: 64, test_size: 32, image_size: 16, channels: 1}
         train: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.01}}
         grid:
-          model_options: [{depth: 2}, {depth: 3}]
+          model_options: [{depth: 2}, {depth: 5}]   # 5 is the default: still labelled
           act: [relu]
         grids:
           - {model_options: [{depth: 2}], batch_size: [16]}
@@ -211,7 +211,7 @@ def test_every_varying_field_separates_cells_in_the_runs_frame(tmp_path) -> None
     assert result.exit_code == 0, result.output
     with Store(db) as store:
         runs = store.study("axes").runs()
-        assert list(runs["model"]) == ["deep_cnn(depth=2)", "deep_cnn(depth=3)",
+        assert list(runs["model"]) == ["deep_cnn(depth=2)", "deep_cnn(depth=5)",
                                        "deep_cnn(depth=2)", "deep_cnn(depth=2)"]
         assert list(runs["setting"]) == ["batch_size=32", "batch_size=32", "batch_size=16",
                                          "batch_size=32"]

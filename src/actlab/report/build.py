@@ -167,10 +167,12 @@ class Report:
             spend = cost(self._task_frame(self.runs, task), epochs, self.cell)
             return figures.cost_bars(spend, options.get("value", "seconds_per_epoch"), "act",
                                      self.colours)
-        if kind == "layers":
-            return figures.layer_curves(self._task_frame(self.layers, task),
-                                        options.get("metric", "grad_norm"), "act",
-                                        self.colours)
+        if kind == "layers":  # one line per cell: colour = activation, style = the rest
+            series, colours, styles = self._series(self._task_frame(self.layers, task),
+                                                   exclude="act")
+            return figures.layer_curves(series, options.get("metric", "grad_norm"), "series",
+                                        colours, styles=styles,
+                                        legend_title=" / ".join(self.cell))
         if kind == "parameters":
             return figures.parameter_trajectories(self._task_frame(self.params, task),
                                                   options["act"])
@@ -445,13 +447,17 @@ class _Writer(ItemWriter):
         section = Section("Curves")
         section.paragraphs.append("Mean over seeds; bands are ±1 standard deviation across "
                                   "seeds; completed runs only.")
+        panels = [("val_acc", "epoch", "Validation accuracy per epoch"),
+                  ("train_loss", "epoch", "Training loss per epoch"),
+                  ("val_loss", "epoch", "Validation loss per epoch"),
+                  ("val_acc", "time", "Validation accuracy vs time"),
+                  ("train_loss", "time", "Training loss vs time")]
+        if "test_acc" in r.epochs and r.epochs["test_acc"].notna().any():
+            # recorded with train.test_each_epoch (he-init-depth's accuracy per epoch)
+            panels.insert(1, ("test_acc", "epoch", "Test accuracy per epoch"))
         for task, _ in r.tasks():
             label = r.task_label(task)
-            for metric, x, title in (("val_acc", "epoch", "Validation accuracy per epoch"),
-                                     ("train_loss", "epoch", "Training loss per epoch"),
-                                     ("val_loss", "epoch", "Validation loss per epoch"),
-                                     ("val_acc", "time", "Validation accuracy vs time"),
-                                     ("train_loss", "time", "Training loss vs time")):
+            for metric, x, title in panels:
                 figure = r.figure("curves", task, metric=metric, x=x)
                 name = f"{self.prefix(task)}{metric}" + ("" if x == "epoch" else f"-{x}")
                 section.add(self.fig(figure, name, f"{title} ({label})",

@@ -196,10 +196,11 @@ def cost_bars(cost: pd.DataFrame, value: str, hue: str, colours: Colours) -> plt
 
 
 def layer_curves(layers: pd.DataFrame, metric: str, hue: str, colours: Colours,
-                 max_layers: int = 8) -> plt.Figure:
+                 max_layers: int = 8, styles: dict[str, str] | None = None,
+                 legend_title: str | None = None) -> plt.Figure:
     """Per-layer ``metric`` (weight mean/std, gradient norm, dead units) over epochs, mean
     over seeds, one panel per layer (the first ``max_layers`` in network order), one line
-    per ``hue``."""
+    per ``hue`` (line style from ``styles``)."""
     data = layers[layers["metric"] == metric]
     names = list(dict.fromkeys(data["layer"]))[:max_layers]
     fig, axes = _panels(len(names), width=3.0, height=2.8, sharey=False)
@@ -208,7 +209,7 @@ def layer_curves(layers: pd.DataFrame, metric: str, hue: str, colours: Colours,
                      .mean().reset_index())
         for value, group in per_epoch.groupby(hue, sort=False):
             ax.plot(group["epoch"], group["value"], color=colours.get(value), label=value,
-                    lw=1.4)
+                    lw=1.4, ls=(styles or {}).get(value, "-"))
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -216,7 +217,7 @@ def layer_curves(layers: pd.DataFrame, metric: str, hue: str, colours: Colours,
         if metric == "grad_norm":
             ax.set_yscale("log")
     axes[0].set_ylabel(label(metric))
-    _legend(fig, axes[0], hue)
+    _legend(fig, axes[0], legend_title or hue)
     fig.tight_layout()
     return fig
 

@@ -337,7 +337,7 @@ class RunSpec(StrictModel):
     @property
     def model_label(self) -> str:
         """``deep_cnn(depth=5)``: the model with its non-default options."""
-        return _label(self.model, self.model_options)
+        return option_label(self.model, self.model_options)
 
     @property
     def corruption_label(self) -> str:
@@ -348,10 +348,10 @@ class RunSpec(StrictModel):
         options = {"psi": c.psi, "severity": c.severity,
                    "apply_to": None if c.apply_to == "both" else c.apply_to,
                    "seed": c.seed or None}
-        return _label(c.kind, {k: v for k, v in options.items() if v is not None})
+        return option_label(c.kind, {k: v for k, v in options.items() if v is not None})
 
 
-def _label(name: str, options: dict[str, Any]) -> str:
+def option_label(name: str, options: dict[str, Any]) -> str:
     """``name(k=v, ...)`` (just ``name`` without options), floats in short form."""
     if not options:
         return name

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from actlab.study.plan import AXIS_SHORTHANDS, Study
-from actlab.study.spec import RunSpec
+from actlab.study.spec import RunSpec, option_label
 
 log = logging.getLogger(__name__)
 
@@ -471,15 +471,15 @@ class Store:
             "diverged_epoch, reason, error, final, info FROM runs "
             "WHERE study_id=? AND in_plan=1 ORDER BY position", (study_id,)).fetchall()
         specs = [RunSpec.model_validate_json(row["spec"]) for row in rows]
-        settings = _settings(specs)
+        settings, models = _settings(specs), _model_labels(specs)
         records = []
-        for row, spec, setting in zip(rows, specs, settings, strict=True):
+        for row, spec, setting, model in zip(rows, specs, settings, models, strict=True):
             final = json.loads(row["final"]) if row["final"] else {}
             info = json.loads(row["info"]) if row["info"] else {}
             for key in [k for k in final if k.endswith("confusion")]:
                 final.pop(key)
             records.append({
-                "run_id": row["run_id"], "model": spec.model_label, "act": spec.act,
+                "run_id": row["run_id"], "model": model, "act": spec.act,
                 "init": spec.init, "seed": spec.seed, "dataset": spec.data.name,
                 "corruption": spec.corruption_label,
                 "optimizer": spec.train.optimizer.name, "lr": spec.train.optimizer.lr,
@@ -542,6 +542,24 @@ class Store:
         row = self.conn.execute("SELECT final FROM runs WHERE study_id=? AND run_id=?",
                                 (study_id, run_id)).fetchone()
         return json.loads(row["final"]).get("confusion") if row and row["final"] else None
+
+
+def _model_labels(specs: list[RunSpec]) -> list[str]:
+    """Per run, the model with every option that any run of that model sets, defaults
+    written out: ``deep_cnn(depth=5)`` beside ``deep_cnn(depth=2)``, not a bare
+    ``deep_cnn`` (the run spec drops options at their default)."""
+    from actlab.models import model_options
+
+    given: dict[str, set[str]] = {}
+    for spec in specs:
+        given.setdefault(spec.model, set()).update(spec.model_options)
+    labels = []
+    for spec in specs:
+        defaults = model_options(spec.model)
+        shown = [k for k in defaults if k in given[spec.model]]
+        labels.append(option_label(spec.model, {k: spec.model_options.get(k, defaults[k])
+                                                for k in shown}))
+    return labels
 
 
 def _settings(specs: list[RunSpec]) -> list[str]:
