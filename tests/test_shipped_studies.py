@@ -6,6 +6,7 @@ sizes and their measured times)."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,9 @@ def _without_stand_in(document: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("ACTLAB_TEST_STUDIES"),
+                    reason="all six CPU variants take over 15 minutes even shrunk; set "
+                           "ACTLAB_TEST_STUDIES=1 (to be made fast enough for CI: issue 10)")
 @pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists(),
                     reason="needs Debian's dataset-fashion-mnist package")
 @pytest.mark.parametrize("path", CPU_VARIANTS, ids=lambda p: p.stem)

@@ -96,6 +96,8 @@ def test_initializers_place_activations_in_phases() -> None:
     assert phase["tanh", "xavier_normal(gain=1.0)"] == "critical"
     assert phase["tanh", "normal"] == "chaotic"
     assert phase["relu", "normal"] == "chaotic"
+    fixup = chi1_table(["relu"], ["fixup"])  # Fixup is bound to its residual architecture
+    assert fixup["phase"].iloc[0] == "n/a: needs its own architecture"
     assert (phase_of(0.5), phase_of(1.02), phase_of(math.inf)) == (
         "ordered", "critical", "chaotic")
 

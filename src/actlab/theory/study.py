@@ -125,7 +125,13 @@ def chi1_table(acts: Sequence[Any], inits: Sequence[Any], width: int = 256,
     rows = []
     for init in inits:
         for act in acts:
-            sw, sb = effective_sigma_w(init, act, width, gain)
+            try:
+                sw, sb = effective_sigma_w(init, act, width, gain)
+            except ValueError:  # an initializer bound to its own architecture (fixup)
+                rows.append({"init": str(init), "act": str(act), "sigma_w": math.nan,
+                             "sigma_b": math.nan, "q_star": math.nan, "chi1": math.nan,
+                             "phase": "n/a: needs its own architecture"})
+                continue
             q = fixed_point(act, sw, sb)
             value = chi1(act, sw, sb, q=q)
             # A homogeneous map (relu: q -> sw² q / 2) has no finite nonzero fixed point
