@@ -298,7 +298,8 @@ def test_train_runs_one_cell_and_rerunning_reuses_it(tmp_path) -> None:
             "--threads", "1"]
     first = runner.invoke(app, args, terminal_width=200)
     assert first.exit_code == 0, first.output
-    assert "completed simple_cnn mish he_normal seed=4: test_acc" in first.output
+    # the run's label carries the model's options
+    assert "completed simple_cnn(width=8) mish he_normal seed=4: test_acc" in first.output
     study = db_rows(db, "SELECT name FROM studies")[0][0]
     assert study == "train-simple_cnn-mish-he_normal-synthetic-s4"
     second = runner.invoke(app, args, terminal_width=200)

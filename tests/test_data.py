@@ -52,7 +52,11 @@ def test_truncated_gzip_is_rejected(tmp_path) -> None:
         read_idx(path)
 
 
-def test_missing_files_say_where_and_how(tmp_path) -> None:
+def test_missing_files_say_where_and_how(tmp_path, monkeypatch) -> None:
+    import actlab.data.idx
+
+    # without Debian's package too (it is looked at beside any data directory)
+    monkeypatch.setattr(actlab.data.idx, "FASHION_SYSTEM_DIR", tmp_path / "no-debian")
     where = re.escape(str(tmp_path))
     with pytest.raises(DatasetError, match=f"not found in {where}.*apt-get install"):
         load_dataset("fashion_mnist", str(tmp_path))

@@ -145,8 +145,10 @@ def test_the_documented_example_is_valid_and_counts_as_described() -> None:
     document = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
     document.pop("extends")
     # 4 acts x 2 inits x 2 lrs x 2 zipped = 32; - 4 (sigmoid + he) - 7 (resnet20 at lr
-    # 0.05, sigmoid + he already gone) + 1 included = 22 cells; x 3 seeds.
-    assert len(parse_study(document).expand()) == 66
+    # 0.05, sigmoid + he already gone) = 21; + the further grid's 2 acts x 4 lrs on the
+    # base (lenet5, he_normal) = 8, two of them (lr 0.01) already planned = 6; + 1
+    # included = 28 cells; x 3 seeds.
+    assert len(parse_study(document).expand()) == 84
 
 
 def test_further_grids_add_their_products_once() -> None:

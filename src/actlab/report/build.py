@@ -129,9 +129,9 @@ class Report:
             self.cell[0], None)
         if cols is None or len(self.cell) > 2:
             others = [c for c in self.cell if c != rows]
-            stats["setting"] = stats[others].astype(str).agg(" / ".join, axis=1) \
+            stats["variant"] = stats[others].astype(str).agg(" / ".join, axis=1) \
                 if others else "all"
-            cols = "setting"
+            cols = "variant"
         return CellTable(stats, rows, cols, self.metric, scale=self.scale,
                          digits=2 if self.scale == 100 else 4,
                          higher_is_better=self.higher_is_better)
@@ -165,7 +165,8 @@ class Report:
             return figures.lr_sweep(stats, self.metric, "act", self.colours, self.scale)
         if kind == "cost":
             spend = cost(self._task_frame(self.runs, task), epochs, self.cell)
-            return figures.cost_bars(spend, options.get("value", "seconds_per_epoch"), "act",
+            hue = "act" if "act" in spend else self.cell[0]  # act may not be an axis
+            return figures.cost_bars(spend, options.get("value", "seconds_per_epoch"), hue,
                                      self.colours)
         if kind == "layers":  # one line per cell: colour = activation, style = the rest
             series, colours, styles = self._series(self._task_frame(self.layers, task),

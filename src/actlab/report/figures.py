@@ -187,7 +187,7 @@ def cost_bars(cost: pd.DataFrame, value: str, hue: str, colours: Colours) -> plt
     per_hue = cost.groupby(hue, sort=False)[value].mean()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(per_hue) + 2), 3.2))
     ax.bar(range(len(per_hue)), per_hue.to_numpy(dtype=float),
-           color=[colours.get(name) for name in per_hue.index])
+           color=[colours.get(name, "tab:blue") for name in per_hue.index])
     ax.set_xticks(range(len(per_hue)), [str(n) for n in per_hue.index], rotation=20, ha="right")
     ax.set_ylabel(value.replace("_", " "))
     ax.grid(axis="y", alpha=0.3)
