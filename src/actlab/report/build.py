@@ -28,7 +28,7 @@ from actlab.analysis import (
 )
 from actlab.analysis.summaries import convergence, cost, curve_peak, divergent_runs, last_vs_best
 from actlab.report import figures
-from actlab.report.document import ItemWriter, Section, TableItem
+from actlab.report.document import ItemWriter, Section, TableItem, slug
 from actlab.report.tables import CellTable
 from actlab.study.store import Store
 
@@ -268,7 +268,7 @@ class _Writer(ItemWriter):
 
     def prefix(self, task: dict[str, Any]) -> str:
         """File-name prefix of a task's figures and tables (none for a single task)."""
-        return _slug("-".join(map(str, task.values()))) + "-" if task else ""
+        return slug("-".join(map(str, task.values()))) + "-" if task else ""
 
     def table(self, name: str, title: str, caption: str, frame: pd.DataFrame | None = None,
               cells: CellTable | None = None) -> TableItem:
@@ -505,18 +505,18 @@ class _Writer(ItemWriter):
             params = r._task_frame(r.params, task)
             for act in dict.fromkeys(params["act"]):
                 section.add(self.fig(r.figure("parameters", task, act=act),
-                                     f"{self.prefix(task)}params-{_slug(act)}",
+                                     f"{self.prefix(task)}params-{slug(act)}",
                                      f"{act}: parameters per epoch ({r.task_label(task)})",
                                      "One line per site, in network order."))
                 section.add(self.fig(r.figure("parameter_finals", task, act=act),
-                                     f"{self.prefix(task)}params-final-{_slug(act)}",
+                                     f"{self.prefix(task)}params-final-{slug(act)}",
                                      f"{act}: final values per site",
                                      "Mean over seeds; whiskers: min-max over seeds."))
                 data = params[params["act"] == act]
                 last = data[data["epoch"] == data.groupby("run_id")["epoch"].transform("max")]
                 finals = (last.groupby(["site", "name"], sort=False)["value"]
                           .agg(["mean", "std", "min", "max"]).reset_index())
-                section.add(self.table(f"{self.prefix(task)}params-{_slug(act)}",
+                section.add(self.table(f"{self.prefix(task)}params-{slug(act)}",
                                        f"{act}: final parameter values",
                                        "Per site and parameter over seeds.", frame=finals))
         return section
@@ -600,8 +600,4 @@ def _first_env(report: Report) -> dict[str, Any]:
         if row:
             return json.loads(row["info"]).get("env", {})
     return {}
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-")
 

@@ -42,6 +42,11 @@ class Section:
         self.items.append(item)
 
 
+def slug(text: str) -> str:
+    """A file-name-safe form of a label: ``deep_cnn(depth=5)`` -> ``deep-cnn-depth-5``."""
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-")
+
+
 def frame_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
     """A plain Markdown table of a frame (numbers rounded, NaN shown as —)."""
     def cell(value: object) -> str:

@@ -20,7 +20,7 @@ import torch
 
 from actlab.activations.gains import float64_function
 from actlab.report import figures
-from actlab.report.document import ItemWriter, Section
+from actlab.report.document import ItemWriter, Section, slug
 from actlab.theory.catalog import catalog
 from actlab.theory.meanfield import derivative, phase_diagram
 from actlab.theory.propagation import escape_depth, signal_propagation
@@ -264,7 +264,7 @@ def study_theory_section(report: Report, writer: ItemWriter,
             for act in dict.fromkeys(curves["act"]):
                 section.add(writer.fig(
                     learned_figure(curves, act),
-                    f"{prefix(task)}theory-learned-{_slug(act)}",
+                    f"{prefix(task)}theory-learned-{slug(act)}",
                     f"{act} as learned, per site ({report.task_label(task)})",
                     "Parameters averaged over seeds; grey dashed: first recorded epoch "
                     "(initial values), coloured: last epoch, dark = early layers. "
@@ -332,7 +332,3 @@ def _input_shape(info: dict[str, Any], spec: Any) -> tuple[list[int] | None, int
     if None in (shape.channels, shape.image_size, shape.num_classes):
         return None, 0
     return [shape.channels, shape.image_size, shape.image_size], int(shape.num_classes)
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-")
