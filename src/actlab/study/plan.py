@@ -252,7 +252,7 @@ class Study(StrictModel):
         model = raw.get("model", RunSpec.model_fields["model"].default)
         for name, overrides in self.per_model.items():
             if _canonical("model", name) == _canonical("model", model):
-                for path, value in _flatten(overrides).items():
+                for path, value in flatten_fields(overrides).items():
                     if path not in cell:  # an explicit axis value wins over the override
                         _set_path(raw, path, copy.deepcopy(value))
         for field in ("act", "init"):
@@ -291,14 +291,19 @@ def _matches(path: str, value: Any, wanted: Any) -> bool:
     return any(_canonical(path, value) == _canonical(path, option) for option in options)
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+#: Run fields that are mappings but one value each (never flattened into their keys).
+WHOLE_FIELDS = frozenset({"model_options", "data.options"})
+
+
+def flatten_fields(values: dict[str, Any], prefix: str = "",
+                   whole: frozenset[str] = WHOLE_FIELDS) -> dict[str, Any]:
     """``{train: {epochs: 3}}`` or ``{train.epochs: 3}`` -> ``{"train.epochs": 3}``
-    (model_options stay a mapping: they are one field)."""
+    (the ``whole`` fields, e.g. model_options, stay a mapping: they are one field)."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = AXIS_SHORTHANDS.get(f"{prefix}{key}", f"{prefix}{key}")
-        if isinstance(value, dict) and path not in ("model_options", "data.options"):
-            flat.update(_flatten(value, f"{path}."))
+        if isinstance(value, dict) and path not in whole:
+            flat.update(flatten_fields(value, f"{path}.", whole))
         else:
             flat[path] = value
     return flat

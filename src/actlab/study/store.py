@@ -28,15 +28,16 @@ from typing import Any
 
 import pandas as pd
 
-from actlab.study.plan import AXIS_SHORTHANDS, Study
+from actlab.models import model_options
+from actlab.study.plan import AXIS_SHORTHANDS, WHOLE_FIELDS, Study, flatten_fields
 from actlab.study.spec import RunSpec, option_label
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
-#: The run fields that the long frames (epochs, params, layers) carry beside run_id.
-#: The axis columns of every run row: what a report groups by. ``model`` includes its
+#: The axis columns of every run row, also carried by the long frames (epochs, params,
+#: layers) beside run_id: what a report groups by. ``model`` includes its
 #: options (``deep_cnn(depth=5)``), ``corruption`` is ``none`` for clean data, and
 #: ``setting`` names any other field that varies in the study (``epochs=10``), so that
 #: runs that differ in anything but the seed never share a cell.
@@ -548,8 +549,6 @@ def _model_labels(specs: list[RunSpec]) -> list[str]:
     """Per run, the model with every option that any run of that model sets, defaults
     written out: ``deep_cnn(depth=5)`` beside ``deep_cnn(depth=2)``, not a bare
     ``deep_cnn`` (the run spec drops options at their default)."""
-    from actlab.models import model_options
-
     given: dict[str, set[str]] = {}
     for spec in specs:
         given.setdefault(spec.model, set()).update(spec.model_options)
@@ -566,24 +565,13 @@ def _settings(specs: list[RunSpec]) -> list[str]:
     """Per run, the identity fields outside the named columns whose values differ across
     ``specs``, as ``epochs=10, data.train_per_class=500`` (empty when none differ)."""
     short = {path: name for name, path in AXIS_SHORTHANDS.items()}
-    flat = [_flatten_fields(spec.identity()) for spec in specs]
+    flat = [flatten_fields(spec.identity(), whole=WHOLE_FIELDS | {"data.corruption"})
+            for spec in specs]
     paths = sorted({p for fields in flat for p in fields} - _NAMED_FIELDS)
     varying = [p for p in paths
                if len({json.dumps(f.get(p), sort_keys=True) for f in flat}) > 1]
     return [", ".join(f"{short.get(p, p)}={_short_value(f.get(p))}" for p in varying)
             for f in flat]
-
-
-def _flatten_fields(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and path not in {"model_options", "data.corruption",
-                                                     "data.options"}:
-            flat.update(_flatten_fields(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _short_value(value: Any) -> str:

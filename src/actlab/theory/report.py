@@ -278,9 +278,8 @@ def _add_model_propagation(section: Section, report: Report, writer: ItemWriter,
     per activation, one panel per initializer, with a summary table."""
     label = report.task_label(task)
     records, missing = [], []
-    pairs = runs.drop_duplicates(["act", "init"])
-    for row in pairs.itertuples():
-        store = report.store
+    store = report.store
+    for row in runs.drop_duplicates(["act", "init"]).itertuples():
         study_id = store.study_id(row.study)
         spec = store.run_spec(study_id, row.run_id)
         shape, classes = _input_shape(store.run_info(study_id, row.run_id), spec)
