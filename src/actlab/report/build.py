@@ -51,11 +51,11 @@ class Report:
 
     def __init__(self, store: Store, studies: list[str], metric: str = "test_acc",
                  baseline: dict[str, Any] | None = None, alpha: float = 0.05,
-                 test: str = "wilcoxon", theory: bool = True) -> None:
+                 test: str = "wilcoxon", theory: bool = True, svg: bool = True) -> None:
         if test not in TESTS:
             raise ReportError(f"unknown test {test!r}: use {' or '.join(TESTS)}")
         self.store, self.studies, self.metric, self.alpha = store, studies, metric, alpha
-        self.test, self.theory = test, theory
+        self.test, self.theory, self.svg = test, theory, svg
         frames: dict[str, list[pd.DataFrame]] = {"runs": [], "epochs": [], "params": [],
                                                   "layers": []}
         self.specs: dict[str, dict] = {}
@@ -257,7 +257,7 @@ class _Writer(ItemWriter):
     """Builds the sections, writing figures and tables as it goes."""
 
     def __init__(self, report: Report, out: Path) -> None:
-        super().__init__(out)
+        super().__init__(out, svg=report.svg)
         self.r = report
 
     def n_text(self, task: dict[str, Any]) -> str:

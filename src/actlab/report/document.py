@@ -13,9 +13,10 @@ import pandas as pd
 
 @dataclass
 class FigureItem:
-    path: str  # PNG, relative to the report folder (an SVG lies beside it)
+    path: str  # PNG, relative to the report folder
     title: str
     caption: str
+    files: list[str]  # every format written (PNG first, then SVG if asked), same folder
 
 
 @dataclass
@@ -67,17 +68,22 @@ def frame_html(frame: pd.DataFrame, digits: int = 4) -> str:
 
 
 class ItemWriter:
-    """Writes a document's figures (``figures/NAME.png`` + ``.svg``) and tables
-    (``tables/NAME.md`` + ``.tex`` + ``.csv``) under ``out`` and returns their items."""
+    """Writes a document's figures (``figures/NAME.png``, and ``.svg`` when ``svg``) and
+    tables (``tables/NAME.md`` + ``.tex`` + ``.csv``) under ``out`` and returns their
+    items. Drawing dominates a report's time, and each format is drawn anew, so leaving
+    out the SVG copies about halves it."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, svg: bool = True) -> None:
         self.out = out
+        self.formats = ("png", "svg") if svg else ("png",)
 
     def fig(self, figure: Any, name: str, title: str, caption: str) -> FigureItem:
         from actlab.report.figures import save  # matplotlib only when a figure is drawn
 
-        path = save(figure, self.out / "figures" / name)
-        return FigureItem(str(path.relative_to(self.out)), title, caption)
+        path = save(figure, self.out / "figures" / name, self.formats)
+        relative = path.relative_to(self.out)
+        return FigureItem(str(relative), title, caption,
+                          [str(relative.with_suffix(f".{s}")) for s in self.formats])
 
     def table(self, name: str, title: str, caption: str, frame: pd.DataFrame,
               texts: tuple[str, str, str, str] | None = None) -> TableItem:

@@ -37,9 +37,8 @@ def render_html(title: str, sections: list[Section], out: Path, self_contained: 
                 if self_contained:
                     data = base64.b64encode((out / item.path).read_bytes()).decode()
                     src = f"data:image/png;base64,{data}"
-                svg = str(Path(item.path).with_suffix(".svg"))
                 items.append({"kind": "figure", "src": src, "title": item.title,
-                              "caption": item.caption, "links": [item.path, svg]})
+                              "caption": item.caption, "links": item.files})
             elif isinstance(item, TableItem):
                 items.append({"kind": "table", "title": item.title, "caption": item.caption,
                               "html": item.html, "links": item.files})

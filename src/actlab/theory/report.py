@@ -134,10 +134,11 @@ def learned_figure(curves: pd.DataFrame, act: str) -> plt.Figure:
 
 
 def theory_sections(acts: Sequence[str], inits: Sequence[str], out: Path, depth: int = 50,
-                    width: int = 256, kind: str = "fc") -> list[Section]:
-    """Compute everything and write its figures and tables under ``out``."""
+                    width: int = 256, kind: str = "fc", svg: bool = True) -> list[Section]:
+    """Compute everything and write its figures (PNG, and SVG if ``svg``) and tables
+    under ``out``."""
     colours = figures.colour_map(list(acts))
-    writer = ItemWriter(out)
+    writer = ItemWriter(out, svg=svg)
     table, fig = writer.table, writer.fig
 
     sections = []
@@ -203,14 +204,14 @@ def theory_sections(acts: Sequence[str], inits: Sequence[str], out: Path, depth:
 
 def write_theory(out: str | Path, acts: Sequence[str] = DEFAULT_ACTS,
                  inits: Sequence[str] = DEFAULT_INITS, depth: int = 50, width: int = 256,
-                 kind: str = "fc") -> dict[str, Path]:
+                 kind: str = "fc", svg: bool = True) -> dict[str, Path]:
     """Write the theory report into ``out``; returns the paths of index.html and
-    report.md."""
+    report.md; ``svg=False`` writes the figures as PNG only."""
     from actlab.report.render import render_html, render_markdown
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = theory_sections(acts, inits, out, depth, width, kind)
+    sections = theory_sections(acts, inits, out, depth, width, kind, svg)
     title = "Theory: activations and initializers at initialization"
     (out / "report.md").write_text(render_markdown(title, sections))
     (out / "index.html").write_text(render_html(title, sections, out, self_contained=False))
