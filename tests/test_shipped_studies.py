@@ -145,8 +145,17 @@ def _without_stand_in(document: dict) -> dict:
     document = swap(copy.deepcopy(document))
     if document.get("data", {}).get("name") == "synthetic":
         document["data"].update(synthetic)
-    else:  # the stand-in only on some tasks (af-wi-grid): synthetic options there
-        document["data"]["options"] = synthetic["options"]
+        return document
+    # The stand-in only on some tasks (af-wi-grid: the dataset is zipped with the model):
+    # synthetic options for the models that train on it, through per_model.
+    cells = [dict(zip(group, row, strict=True)) for group in document.get("zip", [])
+             for row in zip(*group.values(), strict=True)] + [
+        {axis: values[0] for axis, values in grid.items()} for grid in document.get("grids", [])]
+    models = {cell["model"] for cell in cells if cell.get("dataset") == "synthetic"}
+    per_model = document.setdefault("per_model", {})
+    for model in models:
+        per_model.setdefault(model, {}).setdefault("data", {})["options"] = dict(
+            synthetic["options"])
     return document
 
 

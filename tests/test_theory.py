@@ -88,3 +88,23 @@ def test_relative_cost_is_measured_against_relu() -> None:
     assert list(costs.index) == ["relu", "mish"]
     assert (costs > 0).all()
     assert np.isfinite(costs).all()
+
+
+def test_relative_cost_is_measured_once_per_machine(tmp_path, monkeypatch) -> None:
+    import importlib
+    import json
+
+    module = importlib.import_module("actlab.theory.catalog")
+
+    monkeypatch.setenv("ACTLAB_CACHE", str(tmp_path))
+    measured: list[list[str]] = []
+    real = module.relative_cost
+    monkeypatch.setattr(module, "relative_cost", lambda acts: measured.append(list(acts))
+                        or real(acts, size=(8, 4, 8, 8), repeats=3))
+    first = module.cached_relative_cost(["relu", "mish"])
+    again = module.cached_relative_cost(["mish", "tanh"])  # only tanh is new
+    assert measured == [["relu", "mish"], ["tanh"]]
+    assert again["mish"] == first["mish"]
+    assert first["relu"] == 1.0
+    stored = json.loads((tmp_path / "af-cost.json").read_text())
+    assert set(next(iter(stored.values()))) == {"relu", "mish", "tanh"}

@@ -245,6 +245,9 @@ def parameter_trajectories(params: pd.DataFrame, act: str, max_sites: int = 8) -
     return fig
 
 
+MAX_SITE_LABELS = 24
+
+
 def parameter_finals(params: pd.DataFrame, act: str) -> plt.Figure:
     """Final value of each learnable parameter of ``act`` per site (layer order), mean
     over seeds with the min-max range as whiskers."""
@@ -258,7 +261,11 @@ def parameter_finals(params: pd.DataFrame, act: str) -> plt.Figure:
         x = np.arange(len(mean))
         ax.errorbar(x, mean.to_numpy(), yerr=[mean - low, high - mean], fmt="o", ms=4,
                     capsize=2, color="tab:blue")
-        ax.set_xticks(x, [str(s) for s in mean.index], rotation=60, ha="right", fontsize=7)
+        # At most ~24 labelled sites (every k-th, network order): a DenseNet has over 100,
+        # whose labels would overlap and cost more to lay out than the rest of the figure.
+        every = -(-len(x) // MAX_SITE_LABELS)
+        ax.set_xticks(x[::every], [str(s) for s in mean.index[::every]], rotation=60,
+                      ha="right", fontsize=7)
         ax.set_title(f"{act}: final {name}", fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()

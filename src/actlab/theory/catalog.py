@@ -8,6 +8,9 @@ by the jump-safe grid rule of ``gaussian_expectation`` for f'².
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +21,7 @@ import torch
 from actlab.activations import ACTIVATIONS, matched_gain, resolve_act, torch_gain
 from actlab.activations.base import build_activation
 from actlab.activations.gains import float64_function, gaussian_expectation
+from actlab.data.files import cache_root
 from actlab.theory.meanfield import derivative
 
 
@@ -79,9 +83,34 @@ def relative_cost(acts: Sequence[Any], size: tuple[int, ...] = (256, 64, 16, 16)
                      name="cost_vs_relu")
 
 
+def cached_relative_cost(acts: Sequence[Any]) -> pd.Series:
+    """``relative_cost`` of ``acts``, measured once per machine, torch version and thread
+    count and kept in ``$ACTLAB_CACHE/af-cost.json``: the measurement takes about two
+    seconds per activation, which every report would otherwise pay again; the missing
+    activations are measured together with ReLU, so every ratio comes from one run."""
+    path = cache_root() / "af-cost.json"
+    key = f"{platform.node()}|{platform.processor()}|torch {torch.__version__}|" \
+          f"{torch.get_num_threads()} threads"
+    try:
+        cache = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):  # a damaged cache is measured again, never fatal
+        cache = {}
+    known = cache.get(key, {})
+    missing = [str(act) for act in dict.fromkeys(map(str, acts)) if str(act) not in known]
+    if missing:
+        known.update(relative_cost(missing).to_dict())
+        cache[key] = known
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        partial.replace(path)  # atomic: a concurrent report reads the old or the new file
+    return pd.Series({str(act): known[str(act)] for act in acts}, name="cost_vs_relu")
+
+
 def catalog(acts: Sequence[Any], measure_cost: bool = True) -> pd.DataFrame:
-    """The catalog of ``acts`` (one row each), with the relative cost if asked."""
+    """The catalog of ``acts`` (one row each), with the relative cost if asked (measured
+    on this machine, or taken from the cache of an earlier measurement)."""
     frame = pd.DataFrame([af_properties(act) for act in acts])
     if measure_cost:
-        frame["cost_vs_relu"] = relative_cost(acts).to_numpy()
+        frame["cost_vs_relu"] = cached_relative_cost(acts).to_numpy()
     return frame

@@ -147,7 +147,8 @@ def theory_sections(acts: Sequence[str], inits: Sequence[str], out: Path, depth:
     catalog_section.add(table("catalog", "Catalog", "Declared properties; f(0) and f'(0) "
                               "(autograd's value at a kink); moments over z ~ N(0, 1); the "
                               "matched gain 1/sqrt(E[f²]) and PyTorch's gain where it has "
-                              "one; forward+backward time relative to ReLU, measured here.",
+                              "one; forward+backward time relative to ReLU, measured on this "
+                              "machine (once; kept in $ACTLAB_CACHE/af-cost.json).",
                               rows))
     catalog_section.add(fig(function_figure(acts, colours), "functions", "f and f'",
                             "Learnable activations at their initial values."))
@@ -235,7 +236,8 @@ def study_theory_section(report: Report, writer: ItemWriter,
     section.add(writer.table("theory-catalog", "Activation catalog",
                              "Declared properties; f(0), f'(0); moments over z ~ N(0, 1); "
                              "matched and PyTorch gains; forward+backward time relative to "
-                             "ReLU measured on the machine that wrote this report.",
+                             "ReLU measured on the machine that wrote this report (once per "
+                             "machine, torch version and thread count; then cached).",
                              catalog(acts)))
     section.add(writer.fig(function_figure(acts, report.colours), "theory-functions",
                            "f and f'", "Learnable activations at their initial values."))
