@@ -40,6 +40,7 @@ class Execution:
     retry_failed: bool = False
     data_dir: Path | None = None
     keep_checkpoints: bool = False
+    cohort: int = 1  # serial, local: runs trained together as one stacked model
 
     @classmethod
     def choose(cls, executor: ExecutorName | None, jobs: int | None, **options: Any
@@ -55,6 +56,9 @@ class Execution:
             raise typer.BadParameter("the Ray executor runs as many runs as the cluster has "
                                      "slots for; use --cpus-per-run/--runs-per-gpu instead",
                                      param_hint="--jobs")
+        if executor == "ray" and options.get("cohort", 1) > 1:
+            raise typer.BadParameter("cohorts run in the serial and local executors; drop "
+                                     "--executor ray or --cohort", param_hint="--cohort")
         if executor != "ray" and options.get("address"):
             raise typer.BadParameter("--address is for --executor ray", param_hint="--address")
         if executor == "local" and jobs is None:
@@ -224,6 +228,8 @@ def _execute_with_store(study: Any, store_path: Path, execution: Execution, repo
         how = {"serial": f"{threads} threads",
                "local": f"{threads} threads in {jobs} jobs",
                "ray": f"Ray, {execution.cpus_per_run:g} CPU per run"}[execution.executor]
+        if execution.cohort > 1:
+            how += f", cohorts of up to {execution.cohort}"
         console.print(
             f"study [bold]{study.name}[/]: {counts['completed']} completed, "
             f"{counts['diverged']} diverged, {counts['failed']} failed "
@@ -246,7 +252,8 @@ def _run(db: Any, study: Any, execution: Execution, progress: Progress, threads:
     common = {"retry_failed": execution.retry_failed, "data_dir": data_dir,
               "keep_checkpoints": execution.keep_checkpoints}
     if execution.executor == "serial":
-        return run_study(db, study, ProgressEvents(progress), **common)
+        return run_study(db, study, ProgressEvents(progress), cohort=execution.cohort,
+                         **common)
     if execution.executor == "ray":
         from actlab.study.ray_executor import RayResources, run_study_ray
 
@@ -261,7 +268,8 @@ def _run(db: Any, study: Any, execution: Execution, progress: Progress, threads:
         progress.update(overall, completed=done, description=(
             f"study {study.name} ({jobs} jobs, {counts['running']} running)"))
 
-    return run_study_local(db, study, jobs, max(1, threads // jobs), show, **common)
+    return run_study_local(db, study, jobs, max(1, threads // jobs), show,
+                           cohort=execution.cohort, **common)
 
 
 def _task_in(progress: Progress, description: str, total: int | None) -> Any:

@@ -8,6 +8,7 @@ study goes on; Ctrl-C gives the claimed run back so the next ``actlab run`` redo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -22,6 +23,7 @@ from typing import Any
 from actlab.study.plan import Study
 from actlab.study.spec import RunSpec
 from actlab.study.store import Heartbeat, Store, StoreError, new_owner
+from actlab.train.cohort import cohort_key, cohort_refusal
 from actlab.train.engine import EpochMetrics, RunResult, run_one
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,18 @@ class StudySummary:
 
 def run_study(store: Store, study: Study, events: RunEvents | None = None,
               retry_failed: bool = False, data_dir: str | None = None,
-              keep_checkpoints: bool = False) -> StudySummary:
+              keep_checkpoints: bool = False, cohort: int = 1) -> StudySummary:
     """Run every cell of ``study`` not finished yet, one after another. ``data_dir``
     overrides where every run reads its data (it is not part of a run's identity).
 
     Each run writes a checkpoint beside the store after every epoch; a run that was
     interrupted (killed, Ctrl-C) resumes from its last one. Checkpoints are removed when
-    runs end unless ``keep_checkpoints``."""
+    runs end unless ``keep_checkpoints``.
+
+    ``cohort > 1`` trains up to that many runs that differ only in seed and initializer
+    at once as one stacked model (:mod:`actlab.train.cohort`; for GPUs); a run that cannot
+    join a cohort trains alone. Cohorts write no checkpoints: an interrupted cohort's runs
+    start over."""
     events = events or RunEvents()
     specs = study.expand()
     study_id = store.register_study(study, specs)
@@ -72,44 +79,107 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     summary = StudySummary(counts=counts)
     while (claimed := store.claim_next(study_id, owner)) is not None:
         spec = claimed.with_data_dir(data_dir)
-        run_id = spec.run_id
-        checkpoint = store.artifact_dir(study_id, run_id) / "checkpoint.pt"
-        events.run_started(spec)
-
-        def on_epoch(metrics: EpochMetrics, spec: RunSpec = spec) -> None:
-            store.record_epoch(study_id, spec.run_id, metrics)
-            events.epoch_finished(spec, metrics)
-
-        try:
-            with Heartbeat(store.path, study_id, run_id, owner):
-                result = run_one(
-                    spec, on_epoch=on_epoch,
-                    on_params=functools.partial(store.record_params, study_id, run_id),
-                    on_layers=functools.partial(store.record_layers, study_id, run_id),
-                    checkpoint=checkpoint,
-                    resume_epoch=store.checkpoint_epoch(study_id, run_id),
-                    on_checkpoint=functools.partial(store.set_checkpoint_epoch, study_id,
-                                                    run_id),
-                    keep_checkpoint=keep_checkpoints)
-        except KeyboardInterrupt:
-            store.release(study_id, run_id)
-            raise
-        except StoreError:
-            raise  # the store itself cannot be written: not this run's fault; stop here
-        except Exception:
-            error = traceback.format_exc()
-            log.error("run %s (%s) failed:\n%s", run_id, spec.describe(), error)
-            store.fail(study_id, run_id, error)
-            if not keep_checkpoints:
-                checkpoint.unlink(missing_ok=True)
-            summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
-            events.run_failed(spec, error)
+        members = [spec]
+        if cohort > 1 and cohort_refusal(spec) is None:
+            same = functools.partial(_same_cohort, cohort_key(claimed))
+            while len(members) < cohort and (more := store.claim_next(
+                    study_id, owner, match=same)) is not None:
+                members.append(more.with_data_dir(data_dir))
+        if len(members) > 1:
+            _run_cohort(store, study_id, owner, members, events, summary)
         else:
-            store.finish(study_id, run_id, result)
-            events.run_finished(spec, result)
-        summary.ran += 1
+            _run_single(store, study_id, owner, spec, events, summary, keep_checkpoints)
     summary.counts = store.counts(study_id)
     return summary
+
+
+def _same_cohort(key: str, spec: RunSpec) -> bool:
+    return cohort_key(spec) == key
+
+
+def _run_single(store: Store, study_id: int, owner: str, spec: RunSpec, events: RunEvents,
+                summary: StudySummary, keep_checkpoints: bool) -> None:
+    run_id = spec.run_id
+    checkpoint = store.artifact_dir(study_id, run_id) / "checkpoint.pt"
+    events.run_started(spec)
+
+    def on_epoch(metrics: EpochMetrics) -> None:
+        store.record_epoch(study_id, run_id, metrics)
+        events.epoch_finished(spec, metrics)
+
+    try:
+        with Heartbeat(store.path, study_id, run_id, owner):
+            result = run_one(
+                spec, on_epoch=on_epoch,
+                on_params=functools.partial(store.record_params, study_id, run_id),
+                on_layers=functools.partial(store.record_layers, study_id, run_id),
+                checkpoint=checkpoint,
+                resume_epoch=store.checkpoint_epoch(study_id, run_id),
+                on_checkpoint=functools.partial(store.set_checkpoint_epoch, study_id,
+                                                run_id),
+                keep_checkpoint=keep_checkpoints)
+    except KeyboardInterrupt:
+        store.release(study_id, run_id)
+        raise
+    except StoreError:
+        raise  # the store itself cannot be written: not this run's fault; stop here
+    except Exception:
+        error = traceback.format_exc()
+        log.error("run %s (%s) failed:\n%s", run_id, spec.describe(), error)
+        store.fail(study_id, run_id, error)
+        if not keep_checkpoints:
+            checkpoint.unlink(missing_ok=True)
+        summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
+        events.run_failed(spec, error)
+    else:
+        store.finish(study_id, run_id, result)
+        events.run_finished(spec, result)
+    summary.ran += 1
+
+
+def _run_cohort(store: Store, study_id: int, owner: str, members: list[RunSpec],
+                events: RunEvents, summary: StudySummary) -> None:
+    """Train ``members`` as one cohort; each member's epochs and result are stored as a
+    run of its own. An error fails every member (they share one computation)."""
+    from actlab.train.cohort import train_cohort
+
+    ids = [spec.run_id for spec in members]
+    for spec in members:
+        events.run_started(spec)
+
+    def on_epoch(index: int, metrics: EpochMetrics) -> None:
+        store.record_epoch(study_id, ids[index], metrics)
+        events.epoch_finished(members[index], metrics)
+
+    try:
+        with contextlib.ExitStack() as beats:
+            for run_id in ids:
+                beats.enter_context(Heartbeat(store.path, study_id, run_id, owner))
+            results = train_cohort(
+                members, on_epoch=on_epoch,
+                on_params=lambda i, epoch, values: store.record_params(study_id, ids[i],
+                                                                       epoch, values),
+                on_layers=lambda i, epoch, values: store.record_layers(study_id, ids[i],
+                                                                       epoch, values))
+    except KeyboardInterrupt:
+        for run_id in ids:
+            store.release(study_id, run_id)
+        raise
+    except StoreError:
+        raise
+    except Exception:
+        error = traceback.format_exc()
+        log.error("cohort of %d runs (%s) failed:\n%s", len(ids), members[0].describe(),
+                  error)
+        for spec in members:
+            store.fail(study_id, spec.run_id, error)
+            summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
+            events.run_failed(spec, error)
+    else:
+        for spec, result in zip(members, results, strict=True):
+            store.finish(study_id, spec.run_id, result)
+            events.run_finished(spec, result)
+    summary.ran += len(members)
 
 
 def check_data(specs: list[RunSpec], data_dir: str | None = None) -> None:
@@ -128,7 +198,8 @@ def check_data(specs: list[RunSpec], data_dir: str | None = None) -> None:
 
 
 def _local_worker(store_path: str, study_document: dict, threads: int, retry_failed: bool,
-                  data_dir: str | None, keep_checkpoints: bool, gpu: str | None) -> None:
+                  data_dir: str | None, keep_checkpoints: bool, gpu: str | None,
+                  cohort: int = 1) -> None:
     """One process of the local executor: claim and train runs until none is left."""
     if gpu is not None:  # before CUDA is initialized: this process sees one GPU, as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -137,7 +208,7 @@ def _local_worker(store_path: str, study_document: dict, threads: int, retry_fai
     torch.set_num_threads(threads)
     with Store(store_path) as store:
         run_study(store, Study.model_validate(study_document), None, retry_failed, data_dir,
-                  keep_checkpoints)
+                  keep_checkpoints, cohort)
 
 
 def visible_gpus() -> list[str]:
@@ -162,7 +233,8 @@ def gpu_assignment(jobs: int, gpus: list[str]) -> list[str | None]:
 def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
                     on_progress: Callable[[dict[str, int]], None] | None = None,
                     retry_failed: bool = False, data_dir: str | None = None,
-                    keep_checkpoints: bool = False, poll_s: float = 0.5) -> StudySummary:
+                    keep_checkpoints: bool = False, poll_s: float = 0.5, cohort: int = 1
+                    ) -> StudySummary:
     """The local executor: ``jobs`` worker processes split the study through the store's
     atomic claims (each worker a serial executor with ``threads_per_job`` torch threads).
     Where there are GPUs, each worker is pinned to one (:func:`gpu_assignment`).
@@ -170,6 +242,7 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     The store is the only channel: workers claim, heartbeat and write their own runs, and
     this process reports progress by reading the counts. A worker that dies leaves its
     run to be reclaimed (and resumed from its checkpoint) by any later ``actlab run``.
+    ``cohort`` is passed to every worker (see :func:`run_study`).
     """
     specs = study.expand()
     study_id = store.register_study(study, specs)
@@ -178,9 +251,10 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     finished = ("completed", "diverged", "failed")
     before = sum(store.counts(study_id)[s] for s in finished)
     context = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
+    gpus = gpu_assignment(jobs, visible_gpus())
     workers = [context.Process(target=_local_worker, name=f"actlab-worker-{index}", args=(
         str(store.path), study.model_dump(), threads_per_job, False, data_dir,
-        keep_checkpoints, gpu)) for index, gpu in enumerate(gpu_assignment(jobs, visible_gpus()))]
+        keep_checkpoints, gpu, cohort)) for index, gpu in enumerate(gpus)]
     for worker in workers:
         worker.start()
     try:

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -334,8 +334,10 @@ class Store:
         return json.loads(row["spec"])
 
     # -- runs ----------------------------------------------------------------------------
-    def claim_next(self, study_id: int, owner: str) -> RunSpec | None:
-        """Atomically claim the next runnable cell (pending, or abandoned by a dead owner)."""
+    def claim_next(self, study_id: int, owner: str,
+                   match: Callable[[RunSpec], bool] | None = None) -> RunSpec | None:
+        """Atomically claim the next runnable cell (pending, or abandoned by a dead owner)
+        for which ``match(spec)`` holds (any, without ``match``)."""
         now = time.time()
         with self.transaction(immediate=True) as conn:
             rows = conn.execute(
@@ -348,6 +350,9 @@ class Store:
                     owner_is_dead(row["owner"]) or now - (row["heartbeat"] or 0) > self.stale_after
                 ):
                     continue
+                spec = RunSpec.model_validate_json(row["spec"])
+                if match is not None and not match(spec):
+                    continue
                 if row["status"] == "running":
                     log.info("reclaiming run %s abandoned by %s", row["run_id"], row["owner"])
                 # A reclaimed run resumes from its last checkpoint (or starts over): drop
@@ -357,7 +362,7 @@ class Store:
                     "UPDATE runs SET status='running', owner=?, heartbeat=?, started_at=?, "
                     "attempts=attempts+1, error=NULL WHERE study_id=? AND run_id=?",
                     (owner, now, now, study_id, row["run_id"]))
-                return RunSpec.model_validate_json(row["spec"])
+                return spec
         return None
 
     @staticmethod

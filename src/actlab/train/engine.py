@@ -214,23 +214,36 @@ def prepare_splits(data: DataSpec) -> Splits:
 
 def prepare(spec: RunSpec, device: torch.device) -> tuple[DeviceData, nn.Module]:
     """Data on ``device`` and the seeded, initialized model for ``spec``."""
+    data = prepare_data(spec, device)
+    return data, initialized_model(spec, data)
+
+
+def prepare_data(spec: RunSpec, device: torch.device) -> DeviceData:
+    """The splits of ``spec`` on ``device`` in the run's memory format, with its
+    augmentation."""
     splits = prepare_splits(spec.data)
     channels_last = spec.train.channels_last
     if channels_last is None:  # measured faster for training on CPU and on CUDA (GUIDE §7)
         channels_last = True
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     augment = spec.data.augment
-    data = DeviceData(splits, device, memory_format,
+    return DeviceData(splits, device, memory_format,
                       Augmentation(augment.crop_padding, augment.flip, augment.rotation))
+
+
+def initialized_model(spec: RunSpec, data: DeviceData) -> nn.Module:
+    """The model of ``spec`` built under its seed and initialized (data-dependent
+    initializers such as LSUV see ``data``'s first training images)."""
+    splits = data.splits
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, act=spec.act, num_classes=splits.num_classes,
                         in_channels=splits.train.images.shape[1],
                         image_size=splits.train.images.shape[-1],
                         **spec.model_options)
-    model = model.to(device=device, memory_format=memory_format)
+    model = model.to(device=data.device, memory_format=data.memory_format)
     model.init_report = apply_init(model, spec.init, spec.act, spec.gain,
                                    batch=data.example_batch())
-    return data, model
+    return model
 
 
 def write_checkpoint(path: Path, state: dict[str, Any]) -> Path | None:
@@ -260,7 +273,7 @@ def chance_collapse(epochs: list[EpochMetrics], num_classes: int, patience: int)
     return None
 
 
-def _act_params(model: nn.Module):
+def activation_parameter_tensors(model: nn.Module):
     for module in activation_sites(model).values():
         yield from module.parameters()
 
@@ -313,7 +326,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     # Activations with a domain (PELU's a, b >= 0.1) are projected after every step.
     constrained = [m for m in model.modules() if isinstance(m, Activation)
                    and type(m).constrain is not Activation.constrain]
-    tracks_params = on_params is not None and any(True for _ in _act_params(model))
+    tracks_params = on_params is not None and any(True for _ in activation_parameter_tensors(model))
     if tracks_params:
         on_params(0, activation_parameters(model))
     probe = data.example_batch(256)  # fixed images for dead-unit counts
