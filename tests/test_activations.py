@@ -237,3 +237,23 @@ def test_per_channel_learnable_parameters_broadcast() -> None:
     x = torch.ones(2, 3, 4, 4)
     out = module(x)
     torch.testing.assert_close(out[0, :, 0, 0], torch.sigmoid(torch.tensor([0.0, 1.0, 2.0])))
+
+
+@pytest.mark.parametrize(("name", "formula"), [
+    ("mish", lambda x: x * torch.tanh(torch.nn.functional.softplus(x))),
+    ("silu", lambda x: x * torch.sigmoid(x)),
+])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_fused_kernels_equal_their_formulas(name: str, formula, dtype, tol) -> None:
+    """actlab's mish and silu/swish run PyTorch's fused kernels (faster, and they keep
+    only the input for backward: benchmarks/af_cost.py); they must equal the paper's
+    formula in value and gradient, including far into both tails."""
+    x = torch.cat([torch.linspace(-30, 30, 4001, dtype=dtype), torch.randn(5000, dtype=dtype)])
+    fused_x = x.clone().requires_grad_()
+    plain_x = x.clone().requires_grad_()
+    fused = build_activation(name)(fused_x)
+    plain = formula(plain_x)
+    fused.sum().backward()
+    plain.sum().backward()
+    torch.testing.assert_close(fused, plain, rtol=tol, atol=tol)
+    torch.testing.assert_close(fused_x.grad, plain_x.grad, rtol=tol, atol=tol)

@@ -38,7 +38,7 @@ def assert_same_run(cohort, separate, tol: float = 2e-4) -> None:
         assert cohort.final[key] == pytest.approx(separate.final[key], abs=tol), key
 
 
-@pytest.mark.parametrize("act, optimizer", [("relu", "sgd"), ("tact", "adam")])
+@pytest.mark.parametrize(("act", "optimizer"), [("relu", "sgd"), ("tact", "adam")])
 def test_a_cohort_equals_its_separate_runs(act: str, optimizer: str) -> None:
     """Two seeds and two initializers of a BatchNorm CNN (with a learnable activation
     and Adam in the second case): every member's curves, test metrics (in eval mode,
@@ -55,8 +55,8 @@ def test_a_cohort_equals_its_separate_runs(act: str, optimizer: str) -> None:
                            member_params.setdefault(i, []).append((epoch, values)))
     for index, member in enumerate(specs):
         own_params: list = []
-        separate = run_one(member, on_params=lambda epoch, values:
-                           own_params.append((epoch, values)))
+        separate = run_one(member, on_params=lambda epoch, values, into=own_params:
+                           into.append((epoch, values)))
         assert_same_run(results[index], separate)
         if act == "tact":
             assert len(member_params[index]) == len(own_params) == 3  # init + 2 epochs
@@ -152,3 +152,32 @@ def test_actlab_run_with_cohorts_stores_what_separate_runs_store(tmp_path) -> No
     assert refused.exit_code != 0
     assert "cohorts run in the serial and local executors" in refused.output
     assert not (tmp_path / "r.db").exists()
+
+
+def test_cohorts_are_cut_to_the_memory_budget(tmp_path) -> None:
+    """A member's memory is counted (weights, gradients, optimizer state and the
+    activations saved for backward, which grow with the batch); a budget smaller than
+    two members leaves every run alone, a budget of exactly two makes pairs."""
+    from actlab.study import Store, parse_study
+    from actlab.study.executors import run_study
+    from actlab.train.cohort import fit_cohort, member_memory_mb
+
+    small = spec()
+    large = spec(train={**small.train.model_dump(), "batch_size": 64})
+    assert member_memory_mb(large) > 1.5 * member_memory_mb(small)
+    assert fit_cohort(8, 100.0, None) == 8
+    assert fit_cohort(8, 100.0, 350.0) == 3
+    assert fit_cohort(8, 100.0, 50.0) == 1
+    document = {"name": "budget", "model": "deep_cnn",
+                "model_options": {"depth": 2, "width": 8}, "data": SYNTHETIC,
+                "train": {"epochs": 1, "batch_size": 32}, "seeds": 4}
+    member = member_memory_mb(parse_study(document, source="test").expand()[0])
+    for budget, expected in ((member * 1.5, 1), (member * 2.5, 2)):
+        with Store(tmp_path / f"{expected}.db") as store:
+            run_study(store, parse_study(document, source="test"), cohort=4,
+                      cohort_memory_mb=budget)
+            study_id = store.study_id("budget")
+            runs = store.runs_frame(study_id)
+            assert (runs["status"] == "completed").all()
+            assert {store.run_info(study_id, r).get("cohort_size", 1)
+                    for r in runs["run_id"]} == {expected}

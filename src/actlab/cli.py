@@ -124,6 +124,10 @@ def run(
                                help="Train up to N runs that differ only in seed and "
                                     "initializer as one stacked model (vmap; for GPUs: on "
                                     "CPU it measured slower than one at a time)."),
+    cohort_memory: float | None = typer.Option(
+        None, "--cohort-memory", min=1.0,
+        help="MiB a cohort may use; cohorts are cut to fit [default: 80% of the free GPU "
+             "memory; no limit on CPU]."),
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
     from actlab.study import load_study
@@ -131,7 +135,7 @@ def run(
     execution = Execution.choose(
         executor, jobs, threads=threads, runs_per_gpu=runs_per_gpu, cpus_per_run=cpus_per_run,
         address=address, retry_failed=retry_failed, data_dir=data_dir,
-        keep_checkpoints=keep_checkpoints, cohort=cohort)
+        keep_checkpoints=keep_checkpoints, cohort=cohort, cohort_memory_mb=cohort_memory)
     execute(load_study(study_file), _store_path(store), execution, report=report)
 
 

@@ -41,6 +41,7 @@ class Execution:
     data_dir: Path | None = None
     keep_checkpoints: bool = False
     cohort: int = 1  # serial, local: runs trained together as one stacked model
+    cohort_memory_mb: float | None = None  # cap on a cohort's memory (None: the default)
 
     @classmethod
     def choose(cls, executor: ExecutorName | None, jobs: int | None, **options: Any
@@ -253,7 +254,7 @@ def _run(db: Any, study: Any, execution: Execution, progress: Progress, threads:
               "keep_checkpoints": execution.keep_checkpoints}
     if execution.executor == "serial":
         return run_study(db, study, ProgressEvents(progress), cohort=execution.cohort,
-                         **common)
+                         cohort_memory_mb=execution.cohort_memory_mb, **common)
     if execution.executor == "ray":
         from actlab.study.ray_executor import RayResources, run_study_ray
 
@@ -269,7 +270,8 @@ def _run(db: Any, study: Any, execution: Execution, progress: Progress, threads:
             f"study {study.name} ({jobs} jobs, {counts['running']} running)"))
 
     return run_study_local(db, study, jobs, max(1, threads // jobs), show,
-                           cohort=execution.cohort, **common)
+                           cohort=execution.cohort,
+                           cohort_memory_mb=execution.cohort_memory_mb, **common)
 
 
 def _task_in(progress: Progress, description: str, total: int | None) -> Any:

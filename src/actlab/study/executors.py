@@ -56,7 +56,9 @@ class StudySummary:
 
 def run_study(store: Store, study: Study, events: RunEvents | None = None,
               retry_failed: bool = False, data_dir: str | None = None,
-              keep_checkpoints: bool = False, cohort: int = 1) -> StudySummary:
+              keep_checkpoints: bool = False, cohort: int = 1,
+              cohort_memory_mb: float | None = None, memory_share: int = 1
+              ) -> StudySummary:
     """Run every cell of ``study`` not finished yet, one after another. ``data_dir``
     overrides where every run reads its data (it is not part of a run's identity).
 
@@ -65,9 +67,11 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     runs end unless ``keep_checkpoints``.
 
     ``cohort > 1`` trains up to that many runs that differ only in seed and initializer
-    at once as one stacked model (:mod:`actlab.train.cohort`; for GPUs); a run that cannot
-    join a cohort trains alone. Cohorts write no checkpoints: an interrupted cohort's runs
-    start over."""
+    at once as one stacked model (:mod:`actlab.train.cohort`; for GPUs), as many as fit in
+    ``cohort_memory_mb`` (default: 80% of the free GPU memory over ``memory_share``, the
+    processes sharing the GPU; no limit on CPU); a run
+    that cannot join a cohort trains alone. Cohorts write no checkpoints: an interrupted
+    cohort's runs start over."""
     events = events or RunEvents()
     specs = study.expand()
     study_id = store.register_study(study, specs)
@@ -77,12 +81,18 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
     owner = new_owner()
     summary = StudySummary(counts=counts)
+    sizes: dict[str, int] = {}
     while (claimed := store.claim_next(study_id, owner)) is not None:
         spec = claimed.with_data_dir(data_dir)
-        members = [spec]
+        members, size = [spec], 1
         if cohort > 1 and cohort_refusal(spec) is None:
-            same = functools.partial(_same_cohort, cohort_key(claimed))
-            while len(members) < cohort and (more := store.claim_next(
+            key = cohort_key(claimed)
+            if key not in sizes:  # measured once per kind of run
+                sizes[key] = _cohort_size(spec, cohort, cohort_memory_mb, memory_share)
+            size = sizes[key]
+        if size > 1:
+            same = functools.partial(_same_cohort, key)
+            while len(members) < size and (more := store.claim_next(
                     study_id, owner, match=same)) is not None:
                 members.append(more.with_data_dir(data_dir))
         if len(members) > 1:
@@ -91,6 +101,21 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
             _run_single(store, study_id, owner, spec, events, summary, keep_checkpoints)
     summary.counts = store.counts(study_id)
     return summary
+
+
+def _cohort_size(spec: RunSpec, limit: int, budget_mb: float | None, share: int) -> int:
+    """Members for the cohort of ``spec``'s kind: ``limit``, capped by the memory budget."""
+    from actlab.train.cohort import default_memory_budget_mb, fit_cohort, member_memory_mb
+    from actlab.train.engine import resolve_device
+
+    if budget_mb is None:
+        budget_mb = default_memory_budget_mb(resolve_device(spec.train.device))
+        budget_mb = None if budget_mb is None else budget_mb / share
+    member = member_memory_mb(spec)
+    size = fit_cohort(limit, member, budget_mb)
+    log.info("cohorts of %d for %s (%.0f MiB per member, budget %s MiB)", size,
+             spec.describe(), member, "none" if budget_mb is None else f"{budget_mb:.0f}")
+    return size
 
 
 def _same_cohort(key: str, spec: RunSpec) -> bool:
@@ -199,7 +224,8 @@ def check_data(specs: list[RunSpec], data_dir: str | None = None) -> None:
 
 def _local_worker(store_path: str, study_document: dict, threads: int, retry_failed: bool,
                   data_dir: str | None, keep_checkpoints: bool, gpu: str | None,
-                  cohort: int = 1) -> None:
+                  cohort: int = 1, cohort_memory_mb: float | None = None,
+                  memory_share: int = 1) -> None:
     """One process of the local executor: claim and train runs until none is left."""
     if gpu is not None:  # before CUDA is initialized: this process sees one GPU, as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -208,7 +234,7 @@ def _local_worker(store_path: str, study_document: dict, threads: int, retry_fai
     torch.set_num_threads(threads)
     with Store(store_path) as store:
         run_study(store, Study.model_validate(study_document), None, retry_failed, data_dir,
-                  keep_checkpoints, cohort)
+                  keep_checkpoints, cohort, cohort_memory_mb, memory_share)
 
 
 def visible_gpus() -> list[str]:
@@ -233,8 +259,8 @@ def gpu_assignment(jobs: int, gpus: list[str]) -> list[str | None]:
 def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
                     on_progress: Callable[[dict[str, int]], None] | None = None,
                     retry_failed: bool = False, data_dir: str | None = None,
-                    keep_checkpoints: bool = False, poll_s: float = 0.5, cohort: int = 1
-                    ) -> StudySummary:
+                    keep_checkpoints: bool = False, poll_s: float = 0.5, cohort: int = 1,
+                    cohort_memory_mb: float | None = None) -> StudySummary:
     """The local executor: ``jobs`` worker processes split the study through the store's
     atomic claims (each worker a serial executor with ``threads_per_job`` torch threads).
     Where there are GPUs, each worker is pinned to one (:func:`gpu_assignment`).
@@ -242,7 +268,8 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     The store is the only channel: workers claim, heartbeat and write their own runs, and
     this process reports progress by reading the counts. A worker that dies leaves its
     run to be reclaimed (and resumed from its checkpoint) by any later ``actlab run``.
-    ``cohort`` is passed to every worker (see :func:`run_study`).
+    ``cohort`` and ``cohort_memory_mb`` go to every worker (see :func:`run_study`); by
+    default the workers sharing a GPU split its free memory between their cohorts.
     """
     specs = study.expand()
     study_id = store.register_study(study, specs)
@@ -252,9 +279,10 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     before = sum(store.counts(study_id)[s] for s in finished)
     context = multiprocessing.get_context("spawn")  # no forked torch or SQLite state
     gpus = gpu_assignment(jobs, visible_gpus())
+    share = max(1, jobs // max(1, len(set(gpus) - {None})))  # workers per GPU
     workers = [context.Process(target=_local_worker, name=f"actlab-worker-{index}", args=(
         str(store.path), study.model_dump(), threads_per_job, False, data_dir,
-        keep_checkpoints, gpu, cohort)) for index, gpu in enumerate(gpus)]
+        keep_checkpoints, gpu, cohort, cohort_memory_mb, share)) for index, gpu in enumerate(gpus)]
     for worker in workers:
         worker.start()
     try:

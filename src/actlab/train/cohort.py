@@ -108,6 +108,54 @@ def check_cohort(specs: list[RunSpec]) -> None:
         raise CohortError("a cohort lists the same run twice")
 
 
+#: Optimizer state tensors per parameter (SGD keeps a momentum buffer, Adam two moments).
+OPTIMIZER_STATES = {"sgd": 1, "adam": 2, "adamw": 2, "rmsprop": 2}
+
+
+def member_memory_mb(spec: RunSpec) -> float:
+    """Memory one cohort member needs on the device, in MiB: its weights, gradients and
+    optimizer state, plus the activations one training batch keeps for the backward pass
+    (counted exactly, through autograd's saved-tensor hooks on a CPU forward pass at the
+    run's batch size and input shape: no device is needed to size a cohort)."""
+    from actlab.models import build_model
+    from actlab.train.engine import prepare_splits
+
+    splits = prepare_splits(spec.data)
+    shape = tuple(splits.train.images.shape[1:])
+    model = build_model(spec.model, act=spec.act, num_classes=splits.num_classes,
+                        in_channels=shape[0], image_size=shape[-1], **spec.model_options)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    states = OPTIMIZER_STATES.get(spec.train.optimizer.name, 2)
+    saved = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    x = torch.zeros(spec.train.batch_size, *shape)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        F.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long))
+    return (weights * (2 + states) + saved) / 2**20
+
+
+def fit_cohort(limit: int, member_mb: float, budget_mb: float | None) -> int:
+    """Members per cohort: at most ``limit``, and as many as fit in ``budget_mb`` (at
+    least one: a run too big for the budget trains alone, as it would without cohorts)."""
+    if budget_mb is None:
+        return limit
+    return max(1, min(limit, int(budget_mb // max(member_mb, 1e-9))))
+
+
+def default_memory_budget_mb(device: torch.device) -> float | None:
+    """80% of the GPU memory free now (the rest for the allocator's fragmentation and
+    the evaluation batches); no budget on CPU."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return 0.8 * free / 2**20
+
+
 def _stacked_holder(models: list[nn.Module]) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """A copy of the first member whose parameters are the members' stacked parameters
     (leaves the optimizer steps; the module structure keeps the optimizer's parameter

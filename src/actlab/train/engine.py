@@ -278,6 +278,33 @@ def activation_parameter_tensors(model: nn.Module):
         yield from module.parameters()
 
 
+def compile_warmup(forward: nn.Module, model: nn.Module, data: DeviceData, bf16: bool,
+                   batch_size: int) -> float:
+    """Compile ``forward`` (a ``torch.compile`` wrapper of ``model``) for training with
+    one forward + backward pass on a training batch of the run's size (another size would
+    compile a second graph), and return the seconds it took, so
+    the compile time is reported on its own instead of inflating epoch 1.
+
+    The pass leaves no trace: BatchNorm running statistics are restored and the gradients
+    dropped (no optimizer step is taken); it draws dropout masks from the global random
+    stream, as any compiled run's first step would."""
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    x = data.normalize(data.train.images[:batch_size])
+    start = time.perf_counter()
+    model.train()
+    with autocast_for(data.device, bf16):
+        logits = forward(x)
+    logits.float().logsumexp(1).mean().backward()
+    if data.device.type == "cuda":
+        torch.cuda.synchronize(data.device)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            buffer.copy_(saved[name])
+    model.zero_grad(set_to_none=True)
+    return seconds
+
+
 def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = None,
             device: torch.device | None = None,
             on_params: Callable[[int, ParamValues], None] | None = None,
@@ -307,6 +334,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     model.actlab_bf16 = bf16
     # torch.compile wraps the module; weights, state and measurements stay on ``model``.
     forward = torch.compile(model) if spec.train.compile else model
+    compile_s = (compile_warmup(forward, model, data, bf16, spec.train.batch_size)
+                 if spec.train.compile else None)
     optimizer = build_optimizer(model, **spec.train.optimizer.model_dump())
     schedule = build_schedule(spec.train.schedule)
     base_lr = spec.train.optimizer.lr
@@ -321,6 +350,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             "val_size": len(data.val), "test_size": len(data.test),
             "input_shape": list(data.splits.train.images.shape[1:]),
             "num_classes": data.splits.num_classes, "env": environment(device)}
+    if compile_s is not None:
+        info["compile_s"] = compile_s  # paid once, before epoch 1, so not in its time
     epochs: list[EpochMetrics] = []
     step = 0
     # Activations with a domain (PELU's a, b >= 0.1) are projected after every step.
