@@ -44,7 +44,10 @@ def test_a_cohort_equals_its_separate_runs(act: str, optimizer: str) -> None:
     and Adam in the second case): every member's curves, test metrics (in eval mode,
     so through its own BatchNorm running statistics) and learned activation parameters
     equal its own run's."""
-    lr = 0.05 if optimizer == "sgd" else 0.003
+    # A well-conditioned lr: at lr 0.05 this net's validation loss climbs, and training
+    # that unstable amplifies the last bit of any rounding difference within 2 epochs
+    # (separate runs on 1 vs 2 threads differed by 0.2% there, as a cohort may).
+    lr = 0.01 if optimizer == "sgd" else 0.003
     specs = [spec(act=act, seed=0, train={**spec().train.model_dump(),
                                           "optimizer": {"name": optimizer, "lr": lr}}),
              ]
@@ -105,7 +108,7 @@ model_options: {depth: 2, width: 8}
 data:
   name: synthetic
   options: {train_size: 160, test_size: 80, image_size: 16, channels: 3}
-train: {epochs: 2, batch_size: 32, optimizer: {name: sgd, lr: 0.05, momentum: 0.9}}
+train: {epochs: 2, batch_size: 32, optimizer: {name: sgd, lr: 0.01, momentum: 0.9}}
 grid:
   act: [relu, pelu]
   init: [he_normal, xavier_normal]
