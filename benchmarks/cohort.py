@@ -67,7 +67,7 @@ def main() -> None:
                      f"{gap:.1e}"])
     report(f"Cohort mode ({device.type})",
            ["runs", "one after another", "cohort", "speed-up", "runs per hour (separate / "
-            "cohort)", "max |test loss difference|"], rows,
+            "cohort)", "max abs test-loss difference"], rows,
            notes=f"{args.dataset}, {args.per_class} images per class, {args.epochs} epochs, "
                  f"batch {args.batch_size}, {torch.get_num_threads()} threads, device "
                  f"{device}.", append=not args.no_append)

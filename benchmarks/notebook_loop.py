@@ -36,7 +36,7 @@ from record import report
 
 SETUPS = {  # model/dataset -> (augment, per-class training images, target val acc)
     "lenet5/fashion_mnist": (False, None, 0.85),
-    "simple_cnn/cifar10_jpeg": (True, 1000, 0.45),
+    "simple_cnn/cifar10_jpeg": (True, 1000, 0.40),
 }
 
 
