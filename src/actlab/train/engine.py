@@ -54,6 +54,7 @@ from actlab.train.monitors import (
     weight_statistics,
 )
 from actlab.train.optim import build_optimizer
+from actlab.train.reuse import architecture_key, compiled_model
 from actlab.train.schedules import build_schedule
 
 log = logging.getLogger(__name__)
@@ -333,7 +334,13 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
                     "on these CPUs")
     model.actlab_bf16 = bf16
     # torch.compile wraps the module; weights, state and measurements stay on ``model``.
-    forward = torch.compile(model) if spec.train.compile else model
+    # A worker compiles each architecture once and resets its weights per run (reuse.py).
+    forward, compile_reused = model, None
+    if spec.train.compile:
+        key = architecture_key(spec, tuple(data.splits.train.images.shape[1:]),
+                               data.splits.num_classes, device, data.memory_format)
+        model, forward, compile_reused = compiled_model(key, model)
+        model.actlab_bf16 = bf16
     compile_s = (compile_warmup(forward, model, data, bf16, spec.train.batch_size)
                  if spec.train.compile else None)
     optimizer = build_optimizer(model, **spec.train.optimizer.model_dump())
@@ -351,7 +358,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
             "input_shape": list(data.splits.train.images.shape[1:]),
             "num_classes": data.splits.num_classes, "env": environment(device)}
     if compile_s is not None:
-        info["compile_s"] = compile_s  # paid once, before epoch 1, so not in its time
+        info["compile_s"] = compile_s  # paid before epoch 1, so not in its time
+        info["compile_reused"] = compile_reused  # True: an earlier run's graph, warm
     epochs: list[EpochMetrics] = []
     step = 0
     # Activations with a domain (PELU's a, b >= 0.1) are projected after every step.

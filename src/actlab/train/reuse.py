@@ -1,0 +1,87 @@
+"""Compiled models kept per process and reset per run.
+
+``torch.compile`` costs seconds to minutes per model (benchmarks/compile_reuse.py), and a
+grid repeats the same architecture with the same activation across seeds, initializers
+and learning rates. A worker therefore compiles each (architecture, options, activation,
+input shape, device, memory format) once and, for every later run of it, copies the
+run's freshly built and initialized weights into the compiled module. The run sees
+exactly what a fresh build would give: the new model is still built under the run's
+seed (so the global random stream advances as before) and initialized; only its tensors
+are copied, in place, so the compiled graph stays valid (its guards see the same
+parameter objects).
+
+Data needs no such cache: datasets are loaded once per process (``actlab.data``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from actlab.study.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+#: Compiled models kept per process (least recently used dropped first).
+CAPACITY = 4
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+_compiled: OrderedDict[str, tuple[nn.Module, Forward]] = OrderedDict()
+
+
+def architecture_key(spec: RunSpec, input_shape: tuple[int, ...], num_classes: int,
+                     device: torch.device, memory_format: torch.memory_format) -> str:
+    """What a compiled graph depends on: not the seed, initializer, gain, optimizer or
+    data beyond its shape."""
+    return json.dumps({
+        "model": spec.model, "options": spec.model_options,
+        "act": spec.act,
+        "input_shape": list(input_shape), "num_classes": num_classes,
+        "device": str(device), "memory_format": str(memory_format),
+    }, sort_keys=True, default=str)
+
+
+def reset_into(target: nn.Module, fresh: nn.Module) -> bool:
+    """Copy every parameter and buffer of ``fresh`` into ``target`` in place; False (and
+    ``target`` untouched) when the two do not have the same tensors (names, shapes,
+    dtypes), e.g. an initializer that changed the module structure."""
+    source = dict(fresh.state_dict(keep_vars=True))
+    own = dict(target.state_dict(keep_vars=True))
+    if source.keys() != own.keys() or any(
+            own[k].shape != source[k].shape or own[k].dtype != source[k].dtype for k in own):
+        return False
+    with torch.no_grad():
+        for name, tensor in own.items():
+            tensor.copy_(source[name])
+    for name, value in vars(fresh).items():
+        if not name.startswith("_") and name != "training":
+            setattr(target, name, value)  # e.g. init_report, activation_site_count
+    target.zero_grad(set_to_none=True)
+    return True
+
+
+def compiled_model(key: str, fresh: nn.Module) -> tuple[nn.Module, Forward, bool]:
+    """(model, compiled forward, reused): ``fresh`` compiled, or the compiled model of an
+    earlier run with the same ``key`` holding ``fresh``'s weights."""
+    cached = _compiled.get(key)
+    if cached is not None and reset_into(cached[0], fresh):
+        _compiled.move_to_end(key)
+        log.debug("reusing the compiled model for %s", key)
+        return cached[0], cached[1], True
+    forward = torch.compile(fresh)
+    _compiled[key] = (fresh, forward)
+    _compiled.move_to_end(key)
+    while len(_compiled) > CAPACITY:
+        _compiled.popitem(last=False)
+    return fresh, forward, False
+
+
+def clear() -> None:
+    """Forget every compiled model of this process."""
+    _compiled.clear()

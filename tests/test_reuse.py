@@ -1,0 +1,93 @@
+"""A compiled model reused for a later run must behave exactly as a fresh build of that
+run: same weights, buffers and learnable-activation parameters, same outputs in train and
+eval mode, no trace of the earlier run's training (tensors, gradients)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actlab.inits import apply_init
+from actlab.models import MODELS, build_model
+from actlab.study import RunSpec
+from actlab.train import reuse
+from actlab.train.engine import run_one
+from test_engine import SYNTHETIC, comparable
+from test_models import HEAVY, SIZES, SMALL
+
+
+def initialized(name: str, act: str, seed: int) -> nn.Module:
+    channels, size = SIZES[name][0]
+    torch.manual_seed(seed)
+    model = build_model(name, act=act, num_classes=5, in_channels=channels,
+                        image_size=size, **SMALL.get(name, {}))
+    model.init_report = apply_init(model, "he_normal", act, "matched")
+    return model
+
+
+def batch(name: str) -> torch.Tensor:
+    channels, size = SIZES[name][0]
+    return torch.randn(4, channels, size, size, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.mark.parametrize("act", ["relu", "tact", "prelu(per_channel=True)"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in HEAVY
+                                               else []) for n in MODELS])
+def test_reset_model_equals_a_fresh_build(name: str, act: str) -> None:
+    x = batch(name)
+    used = initialized(name, act, seed=1)
+    optimizer = torch.optim.SGD(used.parameters(), lr=0.1)
+    used.train()
+    F.cross_entropy(used(x), torch.tensor([0, 1, 2, 3])).backward()
+    optimizer.step()  # the earlier run trained: weights, BatchNorm statistics, AF params moved
+
+    fresh = initialized(name, act, seed=2)
+    assert reuse.reset_into(used, fresh)
+    assert used.init_report == fresh.init_report
+    assert all(p.grad is None for p in used.parameters())
+    expected, got = fresh.state_dict(), used.state_dict()
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0, msg=key)
+    for mode in (True, False):
+        used.train(mode)
+        fresh.train(mode)
+        torch.manual_seed(3)  # the same dropout masks
+        out_used = used(x)
+        torch.manual_seed(3)
+        torch.testing.assert_close(out_used, fresh(x), rtol=0, atol=0)
+
+
+def test_a_different_structure_is_not_reset_into() -> None:
+    wide = build_model("simple_cnn", in_channels=1, image_size=28)
+    narrow = build_model("lenet5", in_channels=1, image_size=28)
+    before = {k: v.clone() for k, v in wide.state_dict().items()}
+    assert not reuse.reset_into(wide, narrow)
+    assert all(torch.equal(before[k], v) for k, v in wide.state_dict().items())
+
+
+@pytest.mark.slow
+def test_a_worker_compiles_once_per_architecture_and_runs_stay_exact() -> None:
+    """Two compiled runs of LeNet-5/ReLU with different seeds and initializers in one
+    process: the second reuses the first's graph (its warm-up is a fraction of the
+    compile) and gives exactly what it gives with nothing cached."""
+    def spec(seed: int, init: str) -> RunSpec:
+        return RunSpec.model_validate({
+            "model": "lenet5", "act": "relu", "init": init, "seed": seed, "data": SYNTHETIC,
+            "train": {"epochs": 1, "batch_size": 32, "compile": True,
+                      "optimizer": {"name": "sgd", "lr": 0.01}}})
+
+    reuse.clear()
+    first = run_one(spec(0, "he_normal"))
+    second = run_one(spec(1, "xavier_normal"))
+    reuse.clear()
+    alone = run_one(spec(1, "xavier_normal"))
+    reuse.clear()
+    assert first.info["compile_reused"] is False
+    assert alone.info["compile_reused"] is False
+    assert second.info["compile_reused"] is True
+    assert second.info["compile_s"] < first.info["compile_s"] / 5
+    assert comparable(second) == comparable(alone)
+    assert second.info["init_report"] == alone.info["init_report"]
