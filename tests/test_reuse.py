@@ -71,8 +71,10 @@ def test_a_different_structure_is_not_reset_into() -> None:
 @pytest.mark.slow
 def test_a_worker_compiles_once_per_architecture_and_runs_stay_exact() -> None:
     """Two compiled runs of LeNet-5/ReLU with different seeds and initializers in one
-    process: the second reuses the first's graph (its warm-up is a fraction of the
-    compile) and gives exactly what it gives with nothing cached."""
+    process: the second reuses the first's compiled model and gives exactly what it gives
+    with nothing cached. (How much time that saves is measured in
+    benchmarks/compile_reuse.py, not asserted here: torch's own compile cache can make a
+    first compile fast when an earlier test compiled the same class.)"""
     def spec(seed: int, init: str) -> RunSpec:
         return RunSpec.model_validate({
             "model": "lenet5", "act": "relu", "init": init, "seed": seed, "data": SYNTHETIC,
@@ -82,12 +84,13 @@ def test_a_worker_compiles_once_per_architecture_and_runs_stay_exact() -> None:
     reuse.clear()
     first = run_one(spec(0, "he_normal"))
     second = run_one(spec(1, "xavier_normal"))
+    compiled_models = len(reuse._compiled)
     reuse.clear()
     alone = run_one(spec(1, "xavier_normal"))
     reuse.clear()
     assert first.info["compile_reused"] is False
     assert alone.info["compile_reused"] is False
     assert second.info["compile_reused"] is True
-    assert second.info["compile_s"] < first.info["compile_s"] / 5
+    assert compiled_models == 1
     assert comparable(second) == comparable(alone)
     assert second.info["init_report"] == alone.info["init_report"]
