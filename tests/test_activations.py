@@ -245,10 +245,12 @@ def test_per_channel_learnable_parameters_broadcast() -> None:
 ])
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 1e-6)])
 def test_fused_kernels_equal_their_formulas(name: str, formula, dtype, tol) -> None:
-    """actlab's mish and silu/swish run PyTorch's fused kernels (faster, and they keep
-    only the input for backward: benchmarks/af_cost.py); they must equal the paper's
-    formula in value and gradient, including far into both tails."""
-    x = torch.cat([torch.linspace(-30, 30, 4001, dtype=dtype), torch.randn(5000, dtype=dtype)])
+    """actlab's mish (on CPU its own one-sigmoid kernel) and silu/swish (PyTorch's fused
+    kernel) are the fast implementations that keep only the input for backward
+    (benchmarks/af_cost.py); they must equal the paper's formula in value and gradient,
+    including far into both tails."""
+    x = torch.cat([torch.linspace(-30, 30, 4001, dtype=dtype), torch.randn(5000, dtype=dtype),
+                   torch.tensor([-1e4, -100.0, 100.0, 1e4], dtype=dtype)])
     fused_x = x.clone().requires_grad_()
     plain_x = x.clone().requires_grad_()
     fused = build_activation(name)(fused_x)
@@ -257,3 +259,21 @@ def test_fused_kernels_equal_their_formulas(name: str, formula, dtype, tol) -> N
     plain.sum().backward()
     torch.testing.assert_close(fused, plain, rtol=tol, atol=tol)
     torch.testing.assert_close(fused_x.grad, plain_x.grad, rtol=tol, atol=tol)
+
+
+def test_cpu_mish_keeps_only_its_input_and_vmaps() -> None:
+    """The CPU Mish kernel's point is memory as well as speed: autograd keeps one tensor
+    (the input), and cohort mode's vmap over stacked members gives each member's values
+    and gradients."""
+    saved: list[torch.Tensor] = []
+    x = torch.randn(4, 3, 8, 8, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        build_activation("mish")(x)
+    assert len(saved) == 1
+    assert saved[0].shape == x.shape
+
+    stacked = torch.randn(3, 5, 7, dtype=torch.float64, requires_grad=True)
+    looped = stacked.detach().clone().requires_grad_()
+    torch.vmap(build_activation("mish"))(stacked).sum().backward()
+    torch.stack([torch.nn.functional.mish(m) for m in looped]).sum().backward()
+    torch.testing.assert_close(stacked.grad, looped.grad, rtol=1e-12, atol=1e-12)

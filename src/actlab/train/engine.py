@@ -282,20 +282,25 @@ def activation_parameter_tensors(model: nn.Module):
 def compile_warmup(forward: nn.Module, model: nn.Module, data: DeviceData, bf16: bool,
                    batch_size: int) -> float:
     """Compile ``forward`` (a ``torch.compile`` wrapper of ``model``) for training with
-    one forward + backward pass on a training batch of the run's size (another size would
-    compile a second graph), and return the seconds it took, so
+    one forward + backward pass on a training batch of the run's size and one of the
+    epoch's last batch size (each size compiles a graph), and return the seconds it took, so
     the compile time is reported on its own instead of inflating epoch 1.
 
     The pass leaves no trace: BatchNorm running statistics are restored and the gradients
     dropped (no optimizer step is taken); it draws dropout masks from the global random
     stream, as any compiled run's first step would."""
     saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
-    x = data.normalize(data.train.images[:batch_size])
+    # An epoch's last, shorter batch would otherwise compile a second graph inside epoch 1.
+    sizes = [min(batch_size, len(data.train))]
+    if len(data.train) % batch_size >= 2 and len(data.train) > batch_size:
+        sizes.append(len(data.train) % batch_size)
     start = time.perf_counter()
     model.train()
-    with autocast_for(data.device, bf16):
-        logits = forward(x)
-    logits.float().logsumexp(1).mean().backward()
+    for size in sizes:
+        x = data.normalize(data.train.images[:size])
+        with autocast_for(data.device, bf16):
+            logits = forward(x)
+        logits.float().logsumexp(1).mean().backward()
     if data.device.type == "cuda":
         torch.cuda.synchronize(data.device)
     seconds = time.perf_counter() - start
