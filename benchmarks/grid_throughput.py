@@ -63,6 +63,7 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             seconds = time.perf_counter() - start
+            outcome = _outcome(Path(folder) / "actlab.db", name)
             utilisation = "-"
             if sampler is not None:
                 sampler.terminate()
@@ -70,14 +71,24 @@ def main() -> None:
                 utilisation = f"{sum(samples) / max(1, len(samples)):.0f}%"
         baseline = baseline or seconds
         rows.append([mode or "(default: serial)", f"{seconds:.0f} s",
-                     f"**{baseline / seconds:.2f}x**", utilisation])
+                     f"**{baseline / seconds:.2f}x**", outcome, utilisation])
     runs = len(_specs(args.study))
     for row in rows:
         seconds = float(row[1].rstrip(" s"))
         row.insert(2, f"{runs * 3600 / seconds:,.0f}")
     report(f"Grid throughput: {name} ({runs} runs)",
-           ["mode", "wall time", "configurations per hour", "vs default", "mean GPU "
-            "utilisation"], rows, append=not args.no_append)
+           ["mode", "wall time", "configurations per hour", "vs default",
+            "runs by status", "mean GPU utilisation"], rows, append=not args.no_append)
+
+
+def _outcome(store_path: Path, study: str) -> str:
+    """How the mode's runs ended, e.g. "32 completed": a mode whose runs diverge or fail
+    early would otherwise look fast."""
+    from actlab.study.store import Store
+
+    with Store(store_path) as store:
+        counts = store.counts(store.study_id(study))
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n)
 
 
 def _specs(path: Path) -> list:
