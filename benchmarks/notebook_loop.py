@@ -12,6 +12,7 @@ dead units) included.
 
     python benchmarks/notebook_loop.py [--setups lenet5/fashion_mnist simple_cnn/cifar10_jpeg]
                                        [--epochs 3] [--data-dir ../shared/data]
+                                       [--device auto]
 
 Reported per setup: seconds per epoch (median, training + validation) and seconds to
 reach the target validation accuracy (first epoch at or above it), for both.
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from actlab.study import RunSpec
-from actlab.train.engine import initialized_model, prepare_data, run_one
+from actlab.train.engine import initialized_model, prepare_data, resolve_device, run_one
 from record import report
 
 SETUPS = {  # model/dataset -> (augment, per-class training images, target val acc)
@@ -67,15 +68,18 @@ class NotebookDataset(torch.utils.data.Dataset):
 
 
 def notebook_run(model: torch.nn.Module, train: torch.utils.data.DataLoader,
-                 val: torch.utils.data.DataLoader, epochs: int, lr: float
-                 ) -> list[tuple[float, float]]:
-    """(epoch seconds, val accuracy) per epoch."""
+                 val: torch.utils.data.DataLoader, epochs: int, lr: float,
+                 device: torch.device) -> list[tuple[float, float]]:
+    """(epoch seconds, val accuracy) per epoch; batches are copied to ``device`` as a
+    notebook does (pinned memory, non-blocking)."""
+    model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     history = []
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
         for x, y in train:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad()
             loss.backward()
@@ -84,6 +88,7 @@ def notebook_run(model: torch.nn.Module, train: torch.utils.data.DataLoader,
         correct = total = 0
         with torch.no_grad():
             for x, y in val:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 correct += (model(x).argmax(1) == y).sum().item()
                 total += len(y)
         history.append((time.perf_counter() - start, correct / total))
@@ -111,10 +116,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2]
                                                   / "shared" / "data"))
     parser.add_argument("--no-append", action="store_true", help="Print only.")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     rows = []
     for setup in args.setups:
         model_name, dataset = setup.split("/")
@@ -123,20 +130,21 @@ def main() -> None:
             "model": model_name, "act": "relu", "init": "he_normal", "seed": 0,
             "data": {"name": dataset, "data_dir": args.data_dir, "train_per_class": per_class,
                      "augment": {"crop_padding": 4, "flip": True} if augment else "none"},
-            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu",
+            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device,
                       "optimizer": {"name": "sgd", "lr": args.lr, "momentum": 0.9}}})
-        data = prepare_data(spec, torch.device("cpu"))
+        data = prepare_data(spec, torch.device("cpu"))  # the notebook's data stays on the host
         model = initialized_model(spec, data).to(memory_format=torch.contiguous_format)
         splits = data.splits
         mean, std = splits.mean.tolist(), splits.std.tolist()
         loader = torch.utils.data.DataLoader(
             NotebookDataset(*as_numpy(splits.train), mean, std, augment),
             batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-            persistent_workers=args.workers > 0)
+            persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
         val = torch.utils.data.DataLoader(
             NotebookDataset(*as_numpy(splits.val), mean, std, False),
-            batch_size=512, num_workers=args.workers, persistent_workers=args.workers > 0)
-        notebook = notebook_run(model, loader, val, args.epochs, args.lr)
+            batch_size=512, num_workers=args.workers, persistent_workers=args.workers > 0,
+            pin_memory=device.type == "cuda")
+        notebook = notebook_run(model, loader, val, args.epochs, args.lr, device)
         result = run_one(spec)
         ours = [(e.epoch_time, e.val_acc) for e in result.epochs]
         theirs_epoch = statistics.median(s for s, _ in notebook)
@@ -150,7 +158,7 @@ def main() -> None:
     report("actlab vs the notebook-style loop (per epoch, training + validation)",
            ["setup", "notebook", "actlab", "speed-up", "time to target val acc "
             "(notebook vs actlab)", f"val acc after {args.epochs} epochs (notebook / actlab)"],
-           rows, notes=f"SGD lr {args.lr} momentum 0.9, batch {args.batch_size}, "
+           rows, notes=f"device {device}; SGD lr {args.lr} momentum 0.9, batch {args.batch_size}, "
                        f"{torch.get_num_threads()} threads, DataLoader workers "
                        f"{args.workers}; the same initial weights.",
            append=not args.no_append)
