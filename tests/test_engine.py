@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -240,3 +242,20 @@ def test_torch_compile_trains_to_the_same_kind_of_result() -> None:
     assert result.info["parameters"] == 61_706
     # Compiling is timed on its own, before epoch 1 (whose time it would otherwise swamp).
     assert result.info["compile_s"] > 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-run peak needs /proc")
+def test_peak_memory_is_each_runs_own_in_a_long_lived_worker() -> None:
+    """A worker process trains many runs: a small run after a large one must report its
+    own peak, not the process's (a CPU run used to report the process's lifetime peak)."""
+    def run(model: str, batch: int, size: int) -> float:
+        return run_one(RunSpec.model_validate({
+            "model": model, "act": "relu", "init": "he_normal", "seed": 0,
+            "data": {"name": "synthetic", "options": {
+                "train_size": 2 * batch, "test_size": 64, "image_size": size, "channels": 3}},
+            "train": {"epochs": 1, "batch_size": batch, "eval_batch_size": batch}})
+        ).final["peak_memory_mb"]
+
+    large = run("simple_cnn", 512, 32)  # a few hundred MiB of activations
+    small = run("lenet5", 8, 28)
+    assert small < large - 100

@@ -55,7 +55,9 @@ from actlab.train.engine import (
     initialized_model,
     peak_memory_mb,
     prepare_data,
+    reset_peak_memory,
     resolve_device,
+    run_peak_memory_mb,
     use_bf16,
 )
 from actlab.train.monitors import dead_unit_fractions, weight_statistics
@@ -250,8 +252,7 @@ def train_cohort(
     step = 0
     for epoch in range(1, first.train.epochs + 1):
         holder.train()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_memory(device)
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros(size, device=device)
         correct = torch.zeros(size, dtype=torch.long, device=device)
@@ -339,6 +340,6 @@ def _completed(spec: RunSpec, model: nn.Module, data: Any, epochs: list[EpochMet
         final.update(final_metrics(model, data, spec, prefix="best_test_"))
     else:
         final.update({f"best_{k}": v for k, v in final.items() if k.startswith("test_")})
-    final["peak_memory_mb"] = peak_memory_mb(device)
+    final["peak_memory_mb"] = run_peak_memory_mb(epochs, device)
     info["wall_time"] = time.perf_counter() - started
     return RunResult("completed", epochs, final=final, info=info)

@@ -9,6 +9,7 @@ run as ``diverged`` with its epoch and reason; the curves up to that point are k
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -126,12 +127,43 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new window for :func:`peak_memory_mb`: CUDA's peak-allocation counter, or
+    on Linux the process's peak resident set (writing 5 to /proc/self/clear_refs resets
+    VmHWM, Linux 4.0+), so a worker that trains many runs reports each epoch's own peak."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    # Not Linux, or not allowed: the peak then counts from the process's start.
+    with contextlib.suppress(OSError):
+        PROC_CLEAR_REFS.write_text("5")
+
+
 def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory since the last :func:`reset_peak_memory`: CUDA's peak allocation, or
+    the process's peak resident set on CPU (VmHWM; elsewhere ru_maxrss, the peak since
+    the process started)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # KiB
+    except OSError:
+        pass
     # ru_maxrss is the process's peak resident set, in KiB on Linux and bytes on macOS.
     scale = 1.0 if sys.platform == "darwin" else 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run_peak_memory_mb(epochs: list[EpochMetrics], device: torch.device) -> float:
+    """The run's peak: the highest epoch peak, or the final evaluation's if higher."""
+    return max([peak_memory_mb(device)]
+               + [e.peak_memory_mb for e in epochs if e.peak_memory_mb is not None])
 
 
 ParamValues = list[tuple[str, str, float]]  # (site, name, value)
@@ -396,8 +428,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         on_layers(0, layer_values())
     for epoch in range(first_epoch, spec.train.epochs + 1):
         model.train()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_memory(device)
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
@@ -492,7 +523,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     else:
         final.update({f"best_{k}": v for k, v in final.items()
                       if k.startswith("test_")})
-    final["peak_memory_mb"] = peak_memory_mb(device)
+    final["peak_memory_mb"] = run_peak_memory_mb(epochs, device)
     info["wall_time"] = elapsed_before + time.perf_counter() - started
     if checkpoint is not None and not keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
