@@ -1,3 +1,4 @@
+import subprocess
 import sys
 
 import numpy as np
@@ -244,18 +245,29 @@ def test_torch_compile_trains_to_the_same_kind_of_result() -> None:
     assert result.info["compile_s"] > 0
 
 
+PEAKS_OF_A_LARGE_THEN_A_SMALL_RUN = """
+from actlab.study import RunSpec
+from actlab.train.engine import run_one
+
+def run(model, batch, size):
+    return run_one(RunSpec.model_validate({
+        "model": model, "act": "relu", "init": "he_normal", "seed": 0,
+        "data": {"name": "synthetic", "options": {
+            "train_size": 2 * batch, "test_size": 64, "image_size": size, "channels": 3}},
+        "train": {"epochs": 1, "batch_size": batch, "eval_batch_size": batch}})
+    ).final["peak_memory_mb"]
+
+print(run("simple_cnn", 512, 32), run("lenet5", 8, 28))  # a few hundred MiB, then little
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-run peak needs /proc")
 def test_peak_memory_is_each_runs_own_in_a_long_lived_worker() -> None:
     """A worker process trains many runs: a small run after a large one must report its
-    own peak, not the process's (a CPU run used to report the process's lifetime peak)."""
-    def run(model: str, batch: int, size: int) -> float:
-        return run_one(RunSpec.model_validate({
-            "model": model, "act": "relu", "init": "he_normal", "seed": 0,
-            "data": {"name": "synthetic", "options": {
-                "train_size": 2 * batch, "test_size": 64, "image_size": size, "channels": 3}},
-            "train": {"epochs": 1, "batch_size": batch, "eval_batch_size": batch}})
-        ).final["peak_memory_mb"]
-
-    large = run("simple_cnn", 512, 32)  # a few hundred MiB of activations
-    small = run("lenet5", 8, 28)
+    own peak, not the process's (a CPU run used to report the process's lifetime peak).
+    In a fresh process, as a worker starts: in this one, memory that earlier tests freed
+    but the allocator kept would count as resident in both runs."""
+    out = subprocess.run([sys.executable, "-c", PEAKS_OF_A_LARGE_THEN_A_SMALL_RUN],
+                         capture_output=True, text=True, check=True).stdout.split()
+    large, small = float(out[-2]), float(out[-1])
     assert small < large - 100

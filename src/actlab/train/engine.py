@@ -376,8 +376,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     if spec.train.compile:
         key = architecture_key(spec, tuple(data.splits.train.images.shape[1:]),
                                data.splits.num_classes, device, data.memory_format)
-        model, forward, compile_reused = compiled_model(key, model)
-        model.actlab_bf16 = bf16
+        model, forward, compile_reused = compiled_model(key, model)  # keeps actlab_bf16
     compile_s = (compile_warmup(forward, model, data, bf16, spec.train.batch_size)
                  if spec.train.compile else None)
     optimizer = build_optimizer(model, **spec.train.optimizer.model_dump())
