@@ -8,6 +8,7 @@ way. Epochs alternate between the two so that machine noise hits both alike; the
 of median epoch times is reported (goal: <= 1.05).
 
     python benchmarks/engine_overhead.py [--model lenet5] [--epochs 5] [--threads 2]
+                                         [--dataset fashion_mnist] [--no-append]
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import time
-from datetime import date
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from actlab.data import DeviceData, load_dataset, make_splits
 from actlab.study import RunSpec
 from actlab.train import engine
+from record import report
 
 
 def minimal_epoch(model, data: DeviceData, batch_size: int, lr: float, seed: int) -> float:
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--no-append", action="store_true", help="Print only.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -88,18 +89,18 @@ def main() -> None:
     minimal_median = statistics.median(minimal_times)
     ratio = engine_median / minimal_median
     images = len(data.train)
-    print(f"{args.model}/{args.act} on {args.dataset} ({images} training images, batch "
-          f"{args.batch_size}, {args.threads} threads, channels_last)")
-    print(f"  minimal loop : {minimal_median:.3f} s/epoch  {images / minimal_median:,.0f} img/s")
-    print(f"  actlab engine: {engine_median:.3f} s/epoch  {images / engine_median:,.0f} img/s")
-    print(f"  engine + grad norms per layer per step: {heavy_median:.3f} s/epoch  "
-          f"{images / heavy_median:,.0f} img/s")
-    print(f"  overhead ratio (engine / minimal, median of {args.epochs}): {ratio:.3f}")
-    print(f"  heavy measurements ratio (grad_stats / minimal): "
-          f"{heavy_median / minimal_median:.3f}")
-    print(f"  machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{date.today()}")
-
+    report("Engine overhead: actlab's engine vs a minimal loop (training epoch)",
+           ["model / data", "minimal loop", "actlab engine", "engine + gradient norms per "
+            "layer per step", "ratio (goal <= 1.05)", "ratio with gradient norms"],
+           [[f"{args.model} / {args.dataset}, {images:,} training images, batch "
+             f"{args.batch_size}",
+             f"{minimal_median:.3f} s/epoch ({images / minimal_median:,.0f} img/s)",
+             f"{engine_median:.3f} s/epoch ({images / engine_median:,.0f} img/s)",
+             f"{heavy_median:.3f} s/epoch", f"**{ratio:.3f}**",
+             f"{heavy_median / minimal_median:.3f}"]],
+           notes=f"{args.act}, {args.threads} threads, channels_last; medians of "
+                 f"{args.epochs} epochs after one warm-up, the loops alternating.",
+           append=not args.no_append)
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ thread count. The notebook loop uses ``num_workers`` DataLoader workers as a not
 would (default 2 = the cores here). Epochs alternate; medians are reported.
 
     python benchmarks/input_pipeline.py [--train-size 10000] [--epochs 3] [--workers 2]
+                                        [--data-dir ../shared/data] [--no-append]
 
 Data: the CIFAR-10 JPEG stand-in (``--data-dir`` holding cifar10-jpeg.tar.gz, e.g.
 ../shared/data) or, without it, synthetic 32x32 RGB images of the same size.
@@ -18,10 +19,8 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from PIL import Image
 from actlab.data import DeviceData, load_dataset, make_splits
 from actlab.data.augment import Augmentation
 from actlab.models import build_model
+from record import report
 
 
 class NotebookDataset(torch.utils.data.Dataset):
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--no-append", action="store_true", help="Print only.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -118,17 +119,15 @@ def main() -> None:
             notebook_times.append(notebook_seconds)
     ours, theirs = statistics.median(actlab_times), statistics.median(notebook_times)
     nchw = statistics.median(nchw_times)
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-               f"{args.threads} threads")
-    row = (f"| {date.today()} | {machine} | simple_cnn / {source}, {n:,} images, batch "
-           f"{args.batch_size}, crop+flip | {theirs:.2f} s/epoch ({n / theirs:,.0f} img/s, "
-           f"{args.workers} workers) | {nchw:.2f} s/epoch ({theirs / nchw:.2f}x) | "
-           f"{ours:.2f} s/epoch ({n / ours:,.0f} img/s) | **{theirs / ours:.2f}x** |")
-    print("| date | machine | model / data | notebook DataLoader | actlab pipeline, NCHW "
-          "(speed-up) | actlab pipeline, channels_last | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    print(row)
-
+    report("Input pipeline: actlab's batched augmentation vs the notebook DataLoader",
+           ["model / data", "notebook DataLoader", "actlab pipeline, NCHW (speed-up)",
+            "actlab pipeline, channels_last", "speed-up"],
+           [[f"simple_cnn / {source}, {n:,} images, batch {args.batch_size}, crop+flip",
+             f"{theirs:.2f} s/epoch ({n / theirs:,.0f} img/s, {args.workers} workers)",
+             f"{nchw:.2f} s/epoch ({theirs / nchw:.2f}x)",
+             f"{ours:.2f} s/epoch ({n / ours:,.0f} img/s)", f"**{theirs / ours:.2f}x**"]],
+           notes=f"{args.threads} threads; medians of {args.epochs} epochs after one warm-up, "
+                 "the three alternating.", append=not args.no_append)
 
 if __name__ == "__main__":
     main()

@@ -5,27 +5,28 @@ Each variant runs the study from scratch in its own store (the CLI, as a user wo
 the variants alternate for ``--repeats`` rounds and the median wall times are compared.
 
     python benchmarks/parallel_runs.py [--runs 8] [--epochs 1] [--train-per-class 900]
+                                       [--dataset fashion_mnist] [--no-append]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
+
+from record import report
 
 STUDY = """
 name: parallel
 model: {model}
 act: relu
 init: he_normal
-data: {{name: fashion_mnist, train_per_class: {per_class}}}
+data: {{name: {dataset}, train_per_class: {per_class}}}
 train: {{epochs: {epochs}, batch_size: 128, optimizer: {{name: sgd, lr: 0.05}}}}
 seeds: {runs}
 """
@@ -44,12 +45,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-per-class", type=int, default=900)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--no-append", action="store_true", help="Print only.")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as folder:
         study = Path(folder) / "parallel.yaml"
         study.write_text(STUDY.format(model=args.model, runs=args.runs, epochs=args.epochs,
-                                      per_class=args.train_per_class))
+                                      per_class=args.train_per_class, dataset=args.dataset))
         serial, parallel = [], []
         for round_ in range(args.repeats):
             base = [sys.executable, "-m", "actlab.cli", "run", str(study), "--store"]
@@ -57,13 +60,13 @@ def main() -> None:
             parallel.append(timed([*base, f"{folder}/p{round_}.db", "--threads", str(cores),
                                    "--jobs", str(cores)]))
     s, p = statistics.median(serial), statistics.median(parallel)
-    print("| date | machine | study | serial, all threads | --jobs N, 1 thread each | "
-          "speed-up |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {date.today()} | {platform.machine()}, {cores} cores | {args.runs} x {args.model}, "
-          f"{args.epochs} epoch(s), {10 * args.train_per_class:,} images | {s:.1f} s | "
-          f"{p:.1f} s (--jobs {cores}) | **{s / p:.2f}x** |")
-
+    report("Runs in parallel vs threads per run",
+           ["study", "serial, all threads", f"--jobs {cores}, 1 thread each", "speed-up"],
+           [[f"{args.runs} x {args.model}, {args.epochs} epoch(s), {args.dataset}, "
+             f"{args.train_per_class:,} training images per class", f"{s:.1f} s",
+             f"{p:.1f} s", f"**{s / p:.2f}x**"]],
+           notes=f"wall time through the CLI, fresh store each, medians of {args.repeats} "
+                 "alternating rounds.", append=not args.no_append)
 
 if __name__ == "__main__":
     main()
