@@ -243,6 +243,35 @@ def test_two_studies_in_one_report(tmp_path) -> None:
     assert "# Study report: first + second" in text
     assert "## Results: first" in text
     assert "## Results: second" in text
+    # One environment: one sentence, no list.
+    assert "Every run's full spec and environment are in the store." in text
+    assert "The runs were trained in" not in text
+
+
+def test_runs_from_different_environments_are_told_apart(tmp_path) -> None:
+    import torch
+
+    from helpers import TINY_STUDY
+
+    db, study = tmp_path / "actlab.db", tmp_path / "mixed.yaml"
+    threads = torch.get_num_threads()
+    try:  # half the study on one thread, then one more seed on two: 4 runs each
+        study.write_text(TINY_STUDY.format(name="mixed", epochs=1).replace("seeds: 2",
+                                                                          "seeds: 1"))
+        assert runner.invoke(app, ["run", str(study), "--store", str(db),
+                                   "--threads", "1"]).exit_code == 0
+        study.write_text(TINY_STUDY.format(name="mixed", epochs=1))
+        assert runner.invoke(app, ["run", str(study), "--store", str(db),
+                                   "--threads", "2"]).exit_code == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["report", "mixed", "--store", str(db), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = (out / "report.md").read_text()
+    assert "The runs were trained in 2 environments" in text
+    assert "1 thread: 4 runs" in text
+    assert "2 threads: 4 runs" in text
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 with the same metrics as a run that was never interrupted (CPU)."""
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from actlab.study import RunSpec
 from actlab.train.engine import run_one
@@ -70,6 +72,47 @@ def test_a_checkpoint_of_another_epoch_or_run_is_not_used(tmp_path) -> None:
     other = run_one(spec(epochs=3), checkpoint=checkpoint, resume_epoch=1)
     assert "resumed_from_epoch" not in other.info
 
+
+
+def test_a_resume_in_another_environment_is_recorded_and_warned(tmp_path, caplog) -> None:
+    threads = torch.get_num_threads()
+    checkpoint = tmp_path / "ckpt.pt"
+    try:
+        torch.set_num_threads(1)
+        with pytest.raises(SimulatedKillError):
+            run_one(spec(), on_epoch=stop_in(2), checkpoint=checkpoint)
+        copy = tmp_path / "copy.pt"
+        checkpoint_bytes = checkpoint.read_bytes()
+        copy.write_bytes(checkpoint_bytes)
+        # Same environment: nothing to report.
+        same = run_one(spec(), checkpoint=checkpoint, resume_epoch=1)
+        assert same.info["resumed_from_epoch"] == 1
+        assert "resumed_env_changes" not in same.info
+        torch.set_num_threads(2)  # reduction order changes: not bit-identical any more
+        with caplog.at_level(logging.WARNING, logger="actlab"):
+            moved = run_one(spec(), checkpoint=copy, resume_epoch=1)
+        assert "resumes after epoch 1 in another environment (threads 1 -> 2)" in caplog.text
+        # Moved, killed in epoch 3 and moved back: both changes stay on record.
+        copy.write_bytes(checkpoint_bytes)
+        with pytest.raises(SimulatedKillError):
+            run_one(spec(), on_epoch=stop_in(3), checkpoint=copy, resume_epoch=1)
+        torch.set_num_threads(1)
+        back = run_one(spec(), checkpoint=copy, resume_epoch=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert moved.info["resumed_env_changes"] == [{"after_epoch": 1,
+                                                  "changes": {"threads": [1, 2]}}]
+    assert moved.info["env"]["threads"] == 2
+    assert back.info["resumed_env_changes"] == [
+        {"after_epoch": 1, "changes": {"threads": [1, 2]}},
+        {"after_epoch": 2, "changes": {"threads": [2, 1]}}]
+
+
+def stop_in(epoch: int):
+    def stop(metrics) -> None:
+        if metrics.epoch == epoch:
+            raise SimulatedKillError
+    return stop
 
 
 @pytest.mark.slow

@@ -578,13 +578,24 @@ class _Writer(ItemWriter):
     def environment(self) -> Section:
         r = self.r
         section = Section("Environment and files")
-        env = _first_env(r)
-        if env:
+        environments, resumed_elsewhere = _environments(r)
+        if len(environments) == 1:
+            section.paragraphs.append(_describe_env(next(iter(environments)))
+                                      + ". Every run's full spec and environment are in "
+                                        "the store.")
+        elif environments:
             section.paragraphs.append(
-                f"actlab {env.get('actlab')} (commit {env.get('git_commit') or 'unknown'}), "
-                f"torch {env.get('torch')}, Python {env.get('python')}, device "
-                f"{env.get('device')} ({env.get('device_name')}), {env.get('threads')} "
-                "threads. Every run's full spec and environment are in the store.")
+                f"The runs were trained in {len(environments)} environments (numbers from "
+                "different devices, thread counts or versions agree only up to float "
+                "rounding): " + "; ".join(
+                    f"{_describe_env(env)}: {count} run{'s' if count != 1 else ''}"
+                    for env, count in sorted(environments.items(),
+                                             key=lambda item: -item[1])) + ".")
+        if resumed_elsewhere:
+            section.paragraphs.append(
+                f"{resumed_elsewhere} run{'s were' if resumed_elsewhere != 1 else ' was'} "
+                "resumed from a checkpoint in another environment (its `info` in the store "
+                "lists `resumed_env_changes`): not bit-identical to an uninterrupted run.")
         section.paragraphs.append(
             "Files: `runs.csv` (one row per run: spec fields, status, final metrics), "
             "`epochs.csv` (one row per run and epoch), `tables/` (every table as Markdown, "
@@ -592,12 +603,30 @@ class _Writer(ItemWriter):
         return section
 
 
-def _first_env(report: Report) -> dict[str, Any]:
+ENV_SHOWN = ("actlab", "git_commit", "torch", "python", "device", "device_name", "threads")
+
+
+def _environments(report: Report) -> tuple[dict[tuple, int], int]:
+    """Runs per distinct environment (the fields :func:`_describe_env` shows) and how
+    many runs were resumed in another environment than the one that started them."""
+    counts: dict[tuple, int] = {}
+    resumed_elsewhere = 0
     for name in report.studies:
-        row = report.store.conn.execute(
-            "SELECT info FROM runs WHERE study_id=? AND info IS NOT NULL LIMIT 1",
-            (report.store.study_id(name),)).fetchone()
-        if row:
-            return json.loads(row["info"]).get("env", {})
-    return {}
+        rows = report.store.conn.execute(
+            "SELECT info FROM runs WHERE study_id=? AND info IS NOT NULL",
+            (report.store.study_id(name),))
+        for row in rows:
+            info = json.loads(row["info"])
+            env = info.get("env") or {}
+            key = tuple((field, env.get(field)) for field in ENV_SHOWN)
+            counts[key] = counts.get(key, 0) + 1
+            resumed_elsewhere += bool(info.get("resumed_env_changes"))
+    return counts, resumed_elsewhere
+
+
+def _describe_env(env: tuple) -> str:
+    e = dict(env)
+    return (f"actlab {e['actlab']} (commit {e['git_commit'] or 'unknown'}), torch {e['torch']}, "
+            f"Python {e['python']}, device {e['device']} ({e['device_name']}), "
+            f"{e['threads']} thread{'' if e['threads'] == 1 else 's'}")
 

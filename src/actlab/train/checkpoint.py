@@ -1,10 +1,12 @@
 """Per-run checkpoints for exact resume.
 
 At the end of every epoch the engine writes the model, the optimizer, the step counter,
-every random state (the data-order generator, torch's CPU and CUDA generators) and the
-curves so far, atomically (a temporary file renamed into place). A run restarted from
-such a checkpoint continues exactly where it was: on CPU it finishes with the same
-metrics as a run that was never interrupted (tests/test_resume.py).
+every random state (the data-order generator, torch's CPU and CUDA generators), the
+curves so far and the environment that trained them (versions, device, threads: a run
+resumed elsewhere records what changed), atomically (a temporary file renamed into
+place). A run restarted from such a checkpoint continues exactly where it was: on CPU
+it finishes with the same metrics as a run that was never interrupted
+(tests/test_resume.py).
 """
 
 from __future__ import annotations

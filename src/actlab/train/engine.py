@@ -127,6 +127,17 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
+# What decides a run's numbers to the last bit (the host and Python version do not): a
+# run resumed where any of these differ is not bit-identical to an uninterrupted run.
+RESULT_ENVIRONMENT = ("actlab", "git_commit", "torch", "device", "device_name", "threads")
+
+
+def environment_changes(before: dict[str, Any], now: dict[str, Any]) -> dict[str, list]:
+    """``{key: [before, now]}`` for each of :data:`RESULT_ENVIRONMENT` that differs."""
+    return {key: [before.get(key), now.get(key)] for key in RESULT_ENVIRONMENT
+            if before.get(key) != now.get(key)}
+
+
 PROC_STATUS = Path("/proc/self/status")
 PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -423,6 +434,17 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         first_epoch, elapsed_before = resumed["epoch"] + 1, resumed["elapsed"]
         info["resumed_from_epoch"] = resumed["epoch"]
         log.info("%s resumes after epoch %d", spec.describe(), resumed["epoch"])
+        # Checkpoints from before the environment was saved in them have no "env".
+        changes = environment_changes(resumed["env"], info["env"]) if "env" in resumed else {}
+        env_changes = resumed.get("env_changes", []) + (
+            [{"after_epoch": resumed["epoch"], "changes": changes}] if changes else [])
+        if changes:
+            log.warning("%s resumes after epoch %d in another environment (%s): its numbers "
+                        "will not be bit-identical to an uninterrupted run's", spec.describe(),
+                        resumed["epoch"], "; ".join(f"{key} {old} -> {new}"
+                                                    for key, (old, new) in changes.items()))
+        if env_changes:
+            info["resumed_env_changes"] = env_changes
     elif on_layers is not None and spec.train.layer_stats:
         on_layers(0, layer_values())
     for epoch in range(first_epoch, spec.train.epochs + 1):
@@ -501,6 +523,7 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
                 "rng": rng_states(generator), "best": best,
                 "epochs": [asdict(e) for e in epochs],
                 "elapsed": elapsed_before + time.perf_counter() - started,
+                "env": info["env"], "env_changes": info.get("resumed_env_changes", []),
             })
             if checkpoint is not None and on_checkpoint is not None:
                 on_checkpoint(epoch)
