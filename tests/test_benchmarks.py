@@ -26,7 +26,7 @@ QUICK_ARGS = {
     "compile_reuse.py": ["--models", "lenet5", "--dataset", "synthetic", "--runs", "2",
                          "--per-class", "20"],
     "engine_overhead.py": ["--dataset", "synthetic", "--epochs", "1"],
-    "grid_throughput.py": [str(ROOT / "studies" / "smoke.yaml"), "--mode", ""],
+    "grid_throughput.py": ["{tmp}/one-run.yaml", "--mode", ""],
     "input_pipeline.py": ["--data-dir", "{tmp}", "--train-size", "200", "--epochs", "1",
                           "--workers", "0"],
     "notebook_loop.py": ["--setups", "lenet5/synthetic", "--epochs", "1", "--workers", "0"],
@@ -34,6 +34,14 @@ QUICK_ARGS = {
                          "--repeats", "1"],
     "step_profile.py": ["--steps", "2", "--rows", "3"],
 }
+ONE_RUN_STUDY = """
+name: one-run
+model: lenet5
+act: relu
+init: he_normal
+data: {name: synthetic, options: {train_size: 200, test_size: 50}}
+train: {epochs: 1, batch_size: 32, optimizer: {name: sgd, lr: 0.01}}
+"""
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "record.py")
 
 
@@ -46,6 +54,7 @@ def test_every_benchmark_has_a_quick_command() -> None:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_runs_and_prints_its_table(script: str, tmp_path: Path) -> None:
     log_before = (ROOT / "BENCHMARKS.md").read_bytes()
+    (tmp_path / "one-run.yaml").write_text(ONE_RUN_STUDY)
     args = [a.replace("{tmp}", str(tmp_path)) for a in QUICK_ARGS[script]]
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args, "--no-append"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
