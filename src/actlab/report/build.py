@@ -617,10 +617,12 @@ def _environments(report: Report) -> tuple[dict[tuple, int], int]:
             (report.store.study_id(name),))
         for row in rows:
             info = json.loads(row["info"])
-            env = info.get("env") or {}
+            resumed_elsewhere += bool(info.get("resumed_env_changes"))
+            env = info.get("env")
+            if not env:  # a store written before runs recorded their environment
+                continue
             key = tuple((field, env.get(field)) for field in ENV_SHOWN)
             counts[key] = counts.get(key, 0) + 1
-            resumed_elsewhere += bool(info.get("resumed_env_changes"))
     return counts, resumed_elsewhere
 
 
