@@ -94,3 +94,34 @@ def test_a_worker_compiles_once_per_architecture_and_runs_stay_exact() -> None:
     assert compiled_models == 1
     assert comparable(second) == comparable(alone)
     assert second.info["init_report"] == alone.info["init_report"]
+
+
+@pytest.mark.slow
+def test_every_architecture_compiles_past_dynamos_recompile_limit(monkeypatch) -> None:
+    """Dynamo runs a class's forward eagerly once it has compiled recompile_limit graphs
+    of it in a process (8 by default: a ninth activation of LeNet-5 in one worker). With
+    the limit at 1, two activations in one worker must both compile; and where the limit
+    is not raised, the second run must say it fell back to eager."""
+    def spec(act: str) -> RunSpec:
+        return RunSpec.model_validate({
+            "model": "lenet5", "act": act, "init": "he_normal", "data": SYNTHETIC,
+            "train": {"epochs": 1, "batch_size": 32, "compile": True,
+                      "optimizer": {"name": "sgd", "lr": 0.01}}})
+
+    try:
+        with torch._dynamo.config.patch(recompile_limit=1):
+            reuse.clear()
+            torch._dynamo.reset()
+            raised = [run_one(spec(act)) for act in ("relu", "tanh")]
+        with torch._dynamo.config.patch(recompile_limit=1):
+            reuse.clear()
+            torch._dynamo.reset()
+            monkeypatch.setattr(reuse, "allow_recompiles", lambda model_class: None)
+            kept = [run_one(spec(act)) for act in ("relu", "tanh")]
+    finally:
+        reuse.clear()
+        torch._dynamo.reset()
+    assert [r.info["compile_reused"] for r in raised] == [False, False]
+    assert not any("compile_fell_back" in r.info for r in raised)
+    assert "compile_fell_back" not in kept[0].info
+    assert kept[1].info["compile_fell_back"] is True

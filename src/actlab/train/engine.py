@@ -55,7 +55,7 @@ from actlab.train.monitors import (
     weight_statistics,
 )
 from actlab.train.optim import build_optimizer
-from actlab.train.reuse import architecture_key, compiled_model
+from actlab.train.reuse import architecture_key, compiled_model, graph_count
 from actlab.train.schedules import build_schedule
 
 log = logging.getLogger(__name__)
@@ -388,8 +388,16 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
         key = architecture_key(spec, tuple(data.splits.train.images.shape[1:]),
                                data.splits.num_classes, device, data.memory_format)
         model, forward, compile_reused = compiled_model(key, model)  # keeps actlab_bf16
-    compile_s = (compile_warmup(forward, model, data, bf16, spec.train.batch_size)
-                 if spec.train.compile else None)
+    compile_s, compile_fell_back = None, False
+    if spec.train.compile:
+        graphs_before = graph_count()
+        compile_s = compile_warmup(forward, model, data, bf16, spec.train.batch_size)
+        # A fresh compile that added no graph runs eagerly (dynamo gave up on it).
+        compile_fell_back = not compile_reused and graph_count() == graphs_before
+        if compile_fell_back:
+            log.warning("%s: torch.compile produced no graph (see torch's log above); the "
+                        "run trains eagerly and is recorded as compile_fell_back",
+                        spec.describe())
     optimizer = build_optimizer(model, **spec.train.optimizer.model_dump())
     schedule = build_schedule(spec.train.schedule)
     base_lr = spec.train.optimizer.lr
@@ -407,6 +415,8 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     if compile_s is not None:
         info["compile_s"] = compile_s  # paid before epoch 1, so not in its time
         info["compile_reused"] = compile_reused  # True: an earlier run's graph, warm
+        if compile_fell_back:
+            info["compile_fell_back"] = True
     epochs: list[EpochMetrics] = []
     step = 0
     # Activations with a domain (PELU's a, b >= 0.1) are projected after every step.

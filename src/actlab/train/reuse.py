@@ -10,6 +10,13 @@ seed (so the global random stream advances as before) and initialized; only its 
 are copied, in place, so the compiled graph stays valid (its guards see the same
 parameter objects).
 
+Dynamo keeps the graphs of every module of one class under that class's ``forward``
+and, past ``torch._dynamo.config.recompile_limit`` (8) of them in one process, runs the
+module eagerly with only a log line: a worker that compiles a ninth activation of
+LeNet-5 would train it uncompiled and report its epochs as compiled ones. The limit is
+therefore raised with each architecture a worker compiles, and :func:`graph_count` lets
+the engine check that a fresh compile did produce a graph.
+
 Data needs no such cache: datasets are loaded once per process (``actlab.data``).
 """
 
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -33,6 +40,33 @@ CAPACITY = 4
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 _compiled: OrderedDict[str, tuple[nn.Module, Forward]] = OrderedDict()
+#: Architectures compiled per model class in this process (evicted ones included: dynamo
+#: keeps their graphs, and a re-compile after eviction adds another).
+_compiles_per_class: Counter[type] = Counter()
+#: Graphs one architecture may add under its class's ``forward`` (the full and the last
+#: batch size, a dynamic-shape re-trace, a graph break's second frame), as headroom.
+GRAPHS_PER_ARCHITECTURE = 4
+
+
+def allow_recompiles(model_class: type) -> None:
+    """Raise dynamo's per-code and total recompile limits so that one more architecture
+    of ``model_class`` compiles instead of silently running eagerly."""
+    _compiles_per_class[model_class] += 1
+    config = torch._dynamo.config
+    per_code = GRAPHS_PER_ARCHITECTURE * _compiles_per_class[model_class]
+    total = GRAPHS_PER_ARCHITECTURE * sum(_compiles_per_class.values())
+    if config.recompile_limit < per_code:
+        log.debug("raising torch._dynamo.config.recompile_limit to %d", per_code)
+        config.recompile_limit = per_code
+    if config.accumulated_recompile_limit < total:
+        config.accumulated_recompile_limit = total
+
+
+def graph_count() -> int:
+    """Graphs dynamo has compiled in this process (its own counter)."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
 
 
 def architecture_key(spec: RunSpec, input_shape: tuple[int, ...], num_classes: int,
@@ -74,6 +108,7 @@ def compiled_model(key: str, fresh: nn.Module) -> tuple[nn.Module, Forward, bool
         _compiled.move_to_end(key)
         log.debug("reusing the compiled model for %s", key)
         return cached[0], cached[1], True
+    allow_recompiles(type(fresh))
     forward = torch.compile(fresh)
     _compiled[key] = (fresh, forward)
     _compiled.move_to_end(key)
@@ -85,3 +120,4 @@ def compiled_model(key: str, fresh: nn.Module) -> tuple[nn.Module, Forward, bool
 def clear() -> None:
     """Forget every compiled model of this process."""
     _compiled.clear()
+    _compiles_per_class.clear()
