@@ -275,6 +275,36 @@ def test_runs_from_different_environments_are_told_apart(tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_runs_that_trained_eagerly_despite_compile_are_counted(tmp_path, monkeypatch) -> None:
+    import torch
+
+    from actlab.train import reuse
+
+    study = tmp_path / "compiled.yaml"
+    study.write_text("name: compiled\nmodel: lenet5\ninit: he_normal\n"
+                     "data: {name: synthetic, options: {train_size: 200, test_size: 50}}\n"
+                     "train: {epochs: 1, batch_size: 32, compile: true,\n"
+                     "        optimizer: {name: sgd, lr: 0.01}}\ngrid: {act: [relu, tanh]}\n")
+    db = tmp_path / "actlab.db"
+    # Dynamo's limit at 1 and actlab not raising it: the second activation runs eagerly.
+    monkeypatch.setattr(reuse, "allow_recompiles", lambda model_class: None)
+    try:
+        with torch._dynamo.config.patch(recompile_limit=1):
+            reuse.clear()
+            torch._dynamo.reset()
+            result = runner.invoke(app, ["run", str(study), "--store", str(db)])
+    finally:
+        reuse.clear()
+        torch._dynamo.reset()
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["report", "compiled", "--store", str(db), "-o",
+                               str(out)]).exit_code == 0
+    assert ("1 run asked for torch.compile but trained eagerly"
+            in (out / "report.md").read_text())
+
+
+@pytest.mark.slow
 @needs_fashion
 @pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_the_quickstart_report_renders_in_headless_chromium(tmp_path) -> None:

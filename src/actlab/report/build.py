@@ -578,7 +578,7 @@ class _Writer(ItemWriter):
     def environment(self) -> Section:
         r = self.r
         section = Section("Environment and files")
-        environments, resumed_elsewhere = _environments(r)
+        environments, resumed_elsewhere, eager = _environments(r)
         if len(environments) == 1:
             section.paragraphs.append(_describe_env(next(iter(environments)))
                                       + ". Every run's full spec and environment are in "
@@ -596,6 +596,11 @@ class _Writer(ItemWriter):
                 f"{resumed_elsewhere} run{'s were' if resumed_elsewhere != 1 else ' was'} "
                 "resumed from a checkpoint in another environment (its `info` in the store "
                 "lists `resumed_env_changes`): not bit-identical to an uninterrupted run.")
+        if eager:
+            section.paragraphs.append(
+                f"{eager} run{'s' if eager != 1 else ''} asked for torch.compile but trained "
+                "eagerly (torch compiled no graph; `compile_fell_back` in the store): "
+                "their epoch times are not compiled times.")
         section.paragraphs.append(
             "Files: `runs.csv` (one row per run: spec fields, status, final metrics), "
             "`epochs.csv` (one row per run and epoch), `tables/` (every table as Markdown, "
@@ -606,11 +611,12 @@ class _Writer(ItemWriter):
 ENV_SHOWN = ("actlab", "git_commit", "torch", "python", "device", "device_name", "threads")
 
 
-def _environments(report: Report) -> tuple[dict[tuple, int], int]:
-    """Runs per distinct environment (the fields :func:`_describe_env` shows) and how
-    many runs were resumed in another environment than the one that started them."""
+def _environments(report: Report) -> tuple[dict[tuple, int], int, int]:
+    """Runs per distinct environment (the fields :func:`_describe_env` shows), how many
+    runs were resumed in another environment than the one that started them, and how
+    many asked for torch.compile and trained eagerly."""
     counts: dict[tuple, int] = {}
-    resumed_elsewhere = 0
+    resumed_elsewhere = eager = 0
     for name in report.studies:
         rows = report.store.conn.execute(
             "SELECT info FROM runs WHERE study_id=? AND info IS NOT NULL",
@@ -618,12 +624,13 @@ def _environments(report: Report) -> tuple[dict[tuple, int], int]:
         for row in rows:
             info = json.loads(row["info"])
             resumed_elsewhere += bool(info.get("resumed_env_changes"))
+            eager += bool(info.get("compile_fell_back"))
             env = info.get("env")
             if not env:  # a store written before runs recorded their environment
                 continue
             key = tuple((field, env.get(field)) for field in ENV_SHOWN)
             counts[key] = counts.get(key, 0) + 1
-    return counts, resumed_elsewhere
+    return counts, resumed_elsewhere, eager
 
 
 def _describe_env(env: tuple) -> str:
