@@ -21,9 +21,8 @@ from torch.profiler import profile
 
 from actlab.inits import apply_init
 from actlab.models import build_model
+from af_cost import SHAPES
 from record import report
-
-SHAPES = {"lenet5": (1, 28), "simple_cnn": (3, 32), "resnet20": (3, 32)}
 
 
 def conv_output_sizes(model: torch.nn.Module, x: torch.Tensor) -> dict[tuple, int]:

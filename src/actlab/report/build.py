@@ -31,6 +31,7 @@ from actlab.report import figures
 from actlab.report.document import ItemWriter, Section, TableItem, slug
 from actlab.report.tables import CellTable
 from actlab.study.store import Store
+from actlab.train.engine import RESULT_ENVIRONMENT
 
 log = logging.getLogger(__name__)
 
@@ -608,7 +609,8 @@ class _Writer(ItemWriter):
         return section
 
 
-ENV_SHOWN = ("actlab", "git_commit", "torch", "python", "device", "device_name", "threads")
+# What decides a run's numbers (engine.RESULT_ENVIRONMENT), and the Python version.
+ENV_SHOWN = (*RESULT_ENVIRONMENT, "python")
 
 
 def _environments(report: Report) -> tuple[dict[tuple, int], int, int]:

@@ -383,13 +383,11 @@ def run_one(spec: RunSpec, on_epoch: Callable[[EpochMetrics], None] | None = Non
     model.actlab_bf16 = bf16
     # torch.compile wraps the module; weights, state and measurements stay on ``model``.
     # A worker compiles each architecture once and resets its weights per run (reuse.py).
-    forward, compile_reused = model, None
+    forward, compile_reused, compile_s, compile_fell_back = model, None, None, False
     if spec.train.compile:
         key = architecture_key(spec, tuple(data.splits.train.images.shape[1:]),
                                data.splits.num_classes, device, data.memory_format)
         model, forward, compile_reused = compiled_model(key, model)  # keeps actlab_bf16
-    compile_s, compile_fell_back = None, False
-    if spec.train.compile:
         graphs_before = graph_count()
         compile_s = compile_warmup(forward, model, data, bf16, spec.train.batch_size)
         # A fresh compile that added no graph runs eagerly (dynamo gave up on it).
