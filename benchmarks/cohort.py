@@ -18,9 +18,11 @@ import time
 
 import torch
 
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
 from actlab.train.cohort import train_cohort
-from actlab.train.engine import prepare_splits, resolve_device, run_one
+from actlab.train.core import prepare_splits
+from actlab.train.engine import run_one
+from actlab.train.environment import resolve_device
 from record import report
 
 

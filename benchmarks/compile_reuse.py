@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
 from actlab.train import reuse
 from actlab.train.engine import run_one
 from record import report

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from actlab.data import DeviceData, load_dataset, make_splits
-from actlab.study import RunSpec
-from actlab.train import engine
+from actlab.spec import RunSpec
+from actlab.train.core import initialized_model, prepare_data
+from actlab.train.engine import run_one
 from record import report
 
 
@@ -66,7 +67,7 @@ def main() -> None:
     dataset = load_dataset(spec.data.name)
     splits = make_splits(dataset)
     data = DeviceData(splits, torch.device("cpu"), torch.channels_last)
-    _, template = engine.prepare(spec, torch.device("cpu"))
+    template = initialized_model(spec, prepare_data(spec, torch.device("cpu")))
 
     # Light measurements are the defaults (per-epoch layer statistics); heavy ones add a
     # gradient norm per layer per step (train.grad_stats).
@@ -74,9 +75,9 @@ def main() -> None:
         update={"grad_stats": True})})
     engine_times, heavy_times, minimal_times = [], [], []
     for epoch in range(args.epochs + 1):  # epoch 0 warms up all and is discarded
-        result = engine.run_one(spec)
+        result = run_one(spec)
         engine_epoch = len(data.train) / result.epochs[0].images_per_s
-        heavy = engine.run_one(heavy_spec)
+        heavy = run_one(heavy_spec)
         heavy_epoch = len(data.train) / heavy.epochs[0].images_per_s
         model = copy.deepcopy(template)
         minimal = minimal_epoch(model, data, args.batch_size, 0.01, epoch)

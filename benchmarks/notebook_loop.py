@@ -31,8 +31,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from actlab.study import RunSpec
-from actlab.train.engine import initialized_model, prepare_data, resolve_device, run_one
+from actlab.spec import RunSpec
+from actlab.train.core import initialized_model, prepare_data
+from actlab.train.engine import run_one
+from actlab.train.environment import resolve_device
 from record import report
 
 SETUPS = {  # model/dataset -> (augment, per-class training images, target val acc)

@@ -137,3 +137,27 @@ def study_outcome(db) -> dict:
         finals[run_id] = {k: v for k, v in metrics.items()
                           if k != "peak_memory_mb" and not k.startswith("seconds_to_")}
     return {"curves": curves, "finals": finals}
+
+
+class Callbacks:
+    """A run observer made of plain functions (any of them may be left out), for tests
+    that only watch one kind of event."""
+
+    def __init__(self, epoch=None, params=None, layers=None, checkpoint=None) -> None:
+        self.epoch, self.params, self.layers, self.checkpoint = epoch, params, layers, checkpoint
+
+    def epoch_finished(self, metrics) -> None:
+        if self.epoch:
+            self.epoch(metrics)
+
+    def params_recorded(self, epoch: int, values) -> None:
+        if self.params:
+            self.params(epoch, values)
+
+    def layers_recorded(self, epoch: int, values) -> None:
+        if self.layers:
+            self.layers(epoch, values)
+
+    def checkpoint_written(self, epoch: int) -> None:
+        if self.checkpoint:
+            self.checkpoint(epoch)

@@ -8,9 +8,10 @@ import math
 
 import pytest
 
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
 from actlab.train.cohort import CohortError, check_cohort, cohort_key, train_cohort
 from actlab.train.engine import run_one
+from helpers import Callbacks
 
 SYNTHETIC = {"name": "synthetic", "options": {"train_size": 240, "test_size": 120,
                                               "image_size": 16, "channels": 3}}
@@ -54,12 +55,13 @@ def test_a_cohort_equals_its_separate_runs(act: str, optimizer: str) -> None:
     specs += [specs[0].model_copy(update={"seed": 1}),
               specs[0].model_copy(update={"init": "xavier_normal"})]
     member_params: dict[int, list] = {}
-    results = train_cohort(specs, on_params=lambda i, epoch, values:
-                           member_params.setdefault(i, []).append((epoch, values)))
+    results = train_cohort(specs, observers=[
+        Callbacks(params=lambda epoch, values, i=i: member_params.setdefault(i, []).append(
+            (epoch, values))) for i in range(len(specs))])
     for index, member in enumerate(specs):
         own_params: list = []
-        separate = run_one(member, on_params=lambda epoch, values, into=own_params:
-                           into.append((epoch, values)))
+        separate = run_one(member, Callbacks(params=lambda epoch, values, into=own_params:
+                                             into.append((epoch, values))))
         assert_same_run(results[index], separate)
         if act == "tact":
             assert len(member_params[index]) == len(own_params) == 3  # init + 2 epochs
@@ -135,9 +137,9 @@ def test_actlab_run_with_cohorts_stores_what_separate_runs_store(tmp_path) -> No
                                      *extra], terminal_width=200)
         assert result.exit_code == 0, result.output
         with Store(db) as store:
-            study_id = store.study_id("cohorts")
-            runs = store.runs_frame(study_id).set_index("run_id").sort_index()
-            runs["cohort_size"] = [store.run_info(study_id, run_id).get("cohort_size", 1)
+            view = store.study("cohorts")
+            runs = view.runs().set_index("run_id").sort_index()
+            runs["cohort_size"] = [view.run_info(run_id).get("cohort_size", 1)
                                    for run_id in runs.index]
             frames[name] = runs
             epochs = store.study("cohorts").epochs()
@@ -179,8 +181,8 @@ def test_cohorts_are_cut_to_the_memory_budget(tmp_path) -> None:
         with Store(tmp_path / f"{expected}.db") as store:
             run_study(store, parse_study(document, source="test"), cohort=4,
                       cohort_memory_mb=budget)
-            study_id = store.study_id("budget")
-            runs = store.runs_frame(study_id)
+            view = store.study("budget")
+            runs = view.runs()
             assert (runs["status"] == "completed").all()
-            assert {store.run_info(study_id, r).get("cohort_size", 1)
+            assert {view.run_info(r).get("cohort_size", 1)
                     for r in runs["run_id"]} == {expected}

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from actlab.study import RunSpec
-from actlab.train.engine import EpochMetrics, chance_collapse, run_one
+from actlab.schedules import build_schedule
+from actlab.spec import RunSpec
+from actlab.train.core import EpochMetrics, chance_collapse
+from actlab.train.engine import run_one
 from actlab.train.metrics import (
     confusion_matrix,
     loss_auc,
@@ -14,7 +16,7 @@ from actlab.train.metrics import (
     time_to_fraction,
     topk_accuracy,
 )
-from actlab.train.schedules import build_schedule
+from helpers import Callbacks
 
 SYNTHETIC = {"name": "synthetic", "options": {"train_size": 400, "test_size": 200}}
 
@@ -209,7 +211,7 @@ def test_layer_measurements_are_reported_per_epoch() -> None:
     seen: dict[int, list] = {}
     run_one(spec(train={"epochs": 2, "batch_size": 32, "grad_stats": True,
                         "optimizer": {"name": "sgd", "lr": 0.01}}),
-            on_layers=lambda epoch, values: seen.__setitem__(epoch, values))
+            Callbacks(layers=lambda epoch, values: seen.__setitem__(epoch, values)))
     assert sorted(seen) == [0, 1, 2]
     metrics = {(layer, metric) for layer, metric, _ in seen[1]}
     weighted = {"features.0", "features.3", "classifier.1", "classifier.3", "classifier.5"}
@@ -246,7 +248,7 @@ def test_torch_compile_trains_to_the_same_kind_of_result() -> None:
 
 
 PEAKS_OF_A_LARGE_THEN_A_SMALL_RUN = """
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
 from actlab.train.engine import run_one
 
 def run(model, batch, size):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import typer
 
-from actlab.cli_run import Execution
+from actlab.cli.execute import Execution
 from actlab.study.executors import gpu_assignment, visible_gpus
 from actlab.study.ray_executor import RayResources
 
@@ -54,7 +54,7 @@ def test_local_workers_are_pinned_round_robin(jobs, gpus, expected) -> None:
 
 
 def test_ray_slots_and_gpu_requests() -> None:
-    from actlab.study import RunSpec
+    from actlab.spec import RunSpec
 
     spec = RunSpec.model_validate({"model": "lenet5", "data": {"name": "synthetic"}})
     cpu_spec = spec.model_copy(update={"train": spec.train.model_copy(update={"device": "cpu"})})

@@ -3,7 +3,7 @@
 import pytest
 
 from actlab.models import build_model
-from actlab.study import Store, parse_study
+from actlab.study import Store, StudyView, parse_study
 from actlab.study.executors import run_study
 from actlab.train.optim import build_optimizer, parameter_groups
 
@@ -17,7 +17,7 @@ def test_short_lenet_run_stores_changing_parameter_trajectories(tmp_path) -> Non
     with Store(tmp_path / "db") as store:
         summary = run_study(store, study)
         assert summary.counts["completed"] == 3
-        params = store.params_frame(store.study_id("learnable"))
+        params = StudyView(store, store.study_id("learnable"), "").params()
     assert sorted(params["epoch"].unique()) == [0, 1, 2]
     for act, names in (("tact", {"alpha", "beta"}), ("arelu", {"a", "b", "c", "d"}),
                        ("combo_adaptive", {"X", "Y", "Z", "logits[0]", "atanh.a", "arelu.d"})):
@@ -51,8 +51,9 @@ def test_parameter_groups_and_weight_decay_exemption() -> None:
 
 
 def test_activation_lr_scale_is_applied_by_the_engine() -> None:
-    from actlab.study import RunSpec
+    from actlab.spec import RunSpec
     from actlab.train.engine import run_one
+    from helpers import Callbacks
 
     frozen_acts = RunSpec.model_validate({
         "model": "lenet5", "act": "prelu",
@@ -60,7 +61,7 @@ def test_activation_lr_scale_is_applied_by_the_engine() -> None:
         "train": {"epochs": 1, "batch_size": 32,
                   "optimizer": {"name": "sgd", "lr": 0.01, "act_lr_scale": 1e-12}}})
     values: list = []
-    run_one(frozen_acts, on_params=lambda epoch, v: values.append(v))
+    run_one(frozen_acts, Callbacks(params=lambda epoch, v: values.append(v)))
     start, end = dict(((s, n), x) for s, n, x in values[0]), dict(
         ((s, n), x) for s, n, x in values[-1])
     assert start == pytest.approx(end, abs=1e-9)

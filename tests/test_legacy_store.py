@@ -124,3 +124,36 @@ def test_every_table_is_unchanged(legacy) -> None:
 def test_the_golden_report_names_the_commit_that_wrote_the_store() -> None:
     text = (GOLDEN / "report.md").read_text()
     assert re.search(r"actlab 0\.1\.0 \(commit cd9da0cc", text)
+
+
+@pytest.mark.parametrize(("act", "model"), [("tact", "deep_cnn"),
+                                           ("leaky_relu(slope=0.3)", "lenet5")])
+def test_todays_engine_retrains_a_legacy_run_to_the_same_numbers(act: str, model: str) -> None:
+    """The engine was restructured, not changed: a run of the legacy study trained again
+    (one thread, as the fixture was) gives the curves and test metrics the old engine
+    stored, up to float rounding between CPUs."""
+    import json
+
+    import torch
+
+    from actlab.spec import RunSpec
+    from actlab.train.engine import run_one
+
+    rows = db_rows(FIXTURES / "legacy.db", "SELECT run_id, spec, final FROM runs WHERE "
+                   "status='completed' ORDER BY position")
+    run_id, spec_json, final = next(row for row in rows if json.loads(row[1])["act"] == act
+                                    and json.loads(row[1])["model"] == model)
+    spec = RunSpec.model_validate_json(spec_json)
+    assert spec.run_id == run_id
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_one(spec)
+    finally:
+        torch.set_num_threads(threads)
+    stored = db_rows(FIXTURES / "legacy.db", "SELECT train_loss, train_acc, val_loss, val_acc, "
+                     "lr FROM epochs WHERE run_id=? ORDER BY epoch", run_id)
+    again = [(e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr) for e in result.epochs]
+    assert again == [pytest.approx(row, rel=1e-5) for row in stored]
+    for key in ("test_acc", "test_loss", "best_val_epoch", "test_macro_f1"):
+        assert result.final[key] == pytest.approx(json.loads(final)[key], rel=1e-5), key

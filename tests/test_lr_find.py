@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actlab.cli import app
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
 from actlab.train.lr_find import lr_range_test
 
 SPEC = RunSpec.model_validate({

@@ -13,9 +13,10 @@ import time
 import pytest
 import torch
 
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
+from actlab.train.checkpoint import Checkpoint
 from actlab.train.engine import run_one
-from helpers import db_rows
+from helpers import Callbacks, db_rows
 
 SYNTHETIC = {"name": "synthetic", "options": {"train_size": 400, "test_size": 100},
              "augment": {"crop_padding": 2, "flip": True}}
@@ -52,11 +53,11 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path) -> 
             raise SimulatedKillError  # as if killed before epoch 2's checkpoint was written
 
     with pytest.raises(SimulatedKillError):
-        run_one(spec(), on_epoch=stop_in_epoch_two, checkpoint=checkpoint,
-                on_checkpoint=saved.append)
+        run_one(spec(), Callbacks(epoch=stop_in_epoch_two, checkpoint=saved.append),
+                checkpoint=Checkpoint(checkpoint))
     assert saved == [1]
     assert checkpoint.exists()
-    resumed = run_one(spec(), checkpoint=checkpoint, resume_epoch=1)
+    resumed = run_one(spec(), checkpoint=Checkpoint(checkpoint, resume_epoch=1))
     assert resumed.info["resumed_from_epoch"] == 1
     assert comparable(resumed) == comparable(reference)
     assert not checkpoint.exists()  # removed when the run completes
@@ -64,12 +65,12 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path) -> 
 
 def test_a_checkpoint_of_another_epoch_or_run_is_not_used(tmp_path) -> None:
     checkpoint = tmp_path / "ckpt.pt"
-    run_one(spec(epochs=2), checkpoint=checkpoint, keep_checkpoint=True)
+    run_one(spec(epochs=2), checkpoint=Checkpoint(checkpoint, keep=True))
     assert checkpoint.exists()  # kept on request (epoch 1 of a 2-epoch run)
     # The store says epoch 2 (a mismatch) or the file belongs to another run: start over.
-    assert "resumed_from_epoch" not in run_one(spec(epochs=2), checkpoint=checkpoint,
-                                               resume_epoch=2).info
-    other = run_one(spec(epochs=3), checkpoint=checkpoint, resume_epoch=1)
+    assert "resumed_from_epoch" not in run_one(
+        spec(epochs=2), checkpoint=Checkpoint(checkpoint, resume_epoch=2)).info
+    other = run_one(spec(epochs=3), checkpoint=Checkpoint(checkpoint, resume_epoch=1))
     assert "resumed_from_epoch" not in other.info
 
 
@@ -80,24 +81,25 @@ def test_a_resume_in_another_environment_is_recorded_and_warned(tmp_path, caplog
     try:
         torch.set_num_threads(1)
         with pytest.raises(SimulatedKillError):
-            run_one(spec(), on_epoch=stop_in(2), checkpoint=checkpoint)
+            run_one(spec(), Callbacks(epoch=stop_in(2)), checkpoint=Checkpoint(checkpoint))
         copy = tmp_path / "copy.pt"
         checkpoint_bytes = checkpoint.read_bytes()
         copy.write_bytes(checkpoint_bytes)
         # Same environment: nothing to report.
-        same = run_one(spec(), checkpoint=checkpoint, resume_epoch=1)
+        same = run_one(spec(), checkpoint=Checkpoint(checkpoint, resume_epoch=1))
         assert same.info["resumed_from_epoch"] == 1
         assert "resumed_env_changes" not in same.info
         torch.set_num_threads(2)  # reduction order changes: not bit-identical any more
         with caplog.at_level(logging.WARNING, logger="actlab"):
-            moved = run_one(spec(), checkpoint=copy, resume_epoch=1)
+            moved = run_one(spec(), checkpoint=Checkpoint(copy, resume_epoch=1))
         assert "resumes after epoch 1 in another environment (threads 1 -> 2)" in caplog.text
         # Moved, killed in epoch 3 and moved back: both changes stay on record.
         copy.write_bytes(checkpoint_bytes)
         with pytest.raises(SimulatedKillError):
-            run_one(spec(), on_epoch=stop_in(3), checkpoint=copy, resume_epoch=1)
+            run_one(spec(), Callbacks(epoch=stop_in(3)),
+                    checkpoint=Checkpoint(copy, resume_epoch=1))
         torch.set_num_threads(1)
-        back = run_one(spec(), checkpoint=copy, resume_epoch=2)
+        back = run_one(spec(), checkpoint=Checkpoint(copy, resume_epoch=2))
     finally:
         torch.set_num_threads(threads)
     assert moved.info["resumed_env_changes"] == [{"after_epoch": 1,

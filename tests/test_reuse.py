@@ -11,7 +11,7 @@ from torch import nn
 
 from actlab.inits import apply_init
 from actlab.models import MODELS, build_model
-from actlab.study import RunSpec
+from actlab.spec import RunSpec
 from actlab.train import reuse
 from actlab.train.engine import run_one
 from test_engine import SYNTHETIC, comparable

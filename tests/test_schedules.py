@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from actlab.train.schedules import SCHEDULES, build_schedule
+from actlab.schedules import SCHEDULES, build_schedule
 
 
 def torch_lrs(make_scheduler, steps: int, base_lr: float) -> list[float]:

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from actlab.study import Store, StoreError, parse_study
+from actlab.study import Store, StoreError, StudyView, parse_study
 from actlab.study.store import new_owner
-from actlab.train.engine import EpochMetrics, RunResult
+from actlab.train.core import EpochMetrics, RunResult
 
 
 def make_study(acts=("relu", "tanh"), name="s"):
@@ -90,11 +90,11 @@ def test_finish_fail_release_and_retry(store) -> None:
     store.release(sid, third.run_id)
     counts = store.counts(sid)
     assert (counts["completed"], counts["failed"], counts["pending"]) == (1, 1, 2)
-    runs = store.runs_frame(sid)
+    runs = StudyView(store, sid, "").runs()
     assert runs.loc[runs.status == "failed", "error"].item().endswith("boom")
     assert runs.loc[runs.status == "completed", "test_acc"].item() == 0.9
     assert store.reset_failed(sid) == 1
-    assert store.epochs_frame(sid).run_id.tolist() == [first.run_id]
+    assert StudyView(store, sid, "").epochs().run_id.tolist() == [first.run_id]
 
 
 def test_release_and_rewind_keep_the_epochs_up_to_the_last_checkpoint(store) -> None:
@@ -107,10 +107,10 @@ def test_release_and_rewind_keep_the_epochs_up_to_the_last_checkpoint(store) -> 
         store.record_epoch(sid, run.run_id, epoch(e))
     store.set_checkpoint_epoch(sid, run.run_id, 2)
     assert store.rewind(sid, run.run_id) == 2
-    assert store.epochs_frame(sid).epoch.tolist() == [1, 2]
+    assert StudyView(store, sid, "").epochs().epoch.tolist() == [1, 2]
     store.record_epoch(sid, run.run_id, epoch(3))
     store.release(sid, run.run_id)
-    assert store.epochs_frame(sid).epoch.tolist() == [1, 2]
+    assert StudyView(store, sid, "").epochs().epoch.tolist() == [1, 2]
     assert store.claim_next(sid, new_owner()).run_id == run.run_id
     assert store.checkpoint_epoch(sid, run.run_id) == 2
 
@@ -142,10 +142,10 @@ def test_layers_are_stored_and_cleared_with_a_reclaimed_run(store) -> None:
     spec = store.claim_next(study_id, dead_owner())
     store.record_layers(study_id, spec.run_id, 0, [("conv", "weight_std", 0.1),
                                                   ("conv", "weight_mean", 0.0)])
-    frame = store.layers_frame(study_id)
+    frame = StudyView(store, study_id, "").layers()
     assert sorted(frame["metric"]) == ["weight_mean", "weight_std"]
     assert store.claim_next(study_id, new_owner()).run_id == spec.run_id  # reclaimed
-    assert store.layers_frame(study_id).empty
+    assert StudyView(store, study_id, "").layers().empty
 
 
 def test_an_older_store_is_upgraded_in_place(tmp_path) -> None:
@@ -165,5 +165,5 @@ def test_an_older_store_is_upgraded_in_place(tmp_path) -> None:
         columns = [row[1] for row in upgraded.conn.execute("PRAGMA table_info(epochs)")]
         assert {"test_loss", "test_acc"} <= set(columns)
         version = upgraded.conn.execute("SELECT value FROM meta").fetchone()[0]
-        assert version == "2"
+        assert version == "3"
         assert upgraded.conn.execute("SELECT train_acc FROM epochs").fetchone()[0] == 0.8

@@ -2,7 +2,8 @@ import textwrap
 
 import pytest
 
-from actlab.study import RunSpec, StudyError, load_study, parse_study
+from actlab.spec import RunSpec
+from actlab.study import StudyError, load_study, parse_study
 
 
 def write(tmp_path, text: str):
@@ -16,7 +17,7 @@ def test_expansion_is_grid_times_seeds_in_file_order() -> None:
                                                "init": ["he", "xavier"]}, "seeds": 2})
     specs = study.expand()
     assert len(specs) == 12
-    assert [(s.act, s.init, s.seed) for s in specs[:3]] == [
+    assert [(str(s.act), str(s.init), s.seed) for s in specs[:3]] == [
         ("relu", "he_normal", 0), ("relu", "he_normal", 1), ("relu", "xavier_uniform", 0)]
     assert len({s.run_id for s in specs}) == 12
 
@@ -36,8 +37,8 @@ def test_run_id_is_stable_across_spelling_and_key_order() -> None:
                                 "init": {"name": "he_normal", "mode": "fan_in"},
                                 "act": {"name": "leaky_relu", "slope": 0.3}})
     assert a.run_id == b.run_id
-    assert a.act == "leaky_relu(slope=0.3)"
-    assert a.init == "he_normal"
+    assert a.act.label == "leaky_relu(slope=0.3)"
+    assert a.init.label == "he_normal"
     # Where the data lives and which device runs it do not change the result's identity.
     c = RunSpec.model_validate({**a.model_dump(), "data": {"data_dir": "/elsewhere"},
                                 "train": {**a.train.model_dump(), "device": "cpu"}})

@@ -31,7 +31,7 @@ def test_zip_exclude_include_per_model_and_variants() -> None:
         "seeds": 2,
     })
     specs = study.expand()
-    cells = {(s.model, s.act, s.init, s.data.name) for s in specs}
+    cells = {(s.model, str(s.act), str(s.init), s.data.name) for s in specs}
     # 3 acts x 2 inits x 2 zipped (model, dataset) = 12; minus sigmoid+he (2 models) = 10;
     # minus fixup_resnet20 with relu or lrelu03 (4) = 6; plus 1 included cell = 7.
     assert len(cells) == 7
@@ -74,7 +74,7 @@ def test_extends_merges_a_base_study(tmp_path) -> None:
     assert len(specs) == 2 * 2 * 3
     assert {s.train.epochs for s in specs} == {2}
     assert {s.train.optimizer.name for s in specs} == {"adam"}  # inherited
-    assert {s.init for s in specs} == {"xavier_normal", "he_normal"}
+    assert {str(s.init) for s in specs} == {"xavier_normal", "he_normal"}
 
 
 @pytest.mark.parametrize(("files", "message"), [
@@ -160,7 +160,8 @@ def test_further_grids_add_their_products_once() -> None:
         "grids": [{"model": ["lenet5"], "act": ["relu", "tanh"], "lr": [0.0001, 0.001, 0.01]},
                   {"model": ["lenet5"], "schedule": ["fixed", "triangular"]}],
         "exclude": [{"lr": 0.01, "act": "tanh"}]})
-    cells = [(s.model, s.act, s.train.optimizer.lr, s.train.schedule) for s in study.expand()]
+    cells = [(s.model, str(s.act), s.train.optimizer.lr, str(s.train.schedule))
+             for s in study.expand()]
     assert cells[:4] == [("lenet5", "relu", 0.001, "fixed"), ("lenet5", "tanh", 0.001, "fixed"),
                          ("simple_cnn", "relu", 0.001, "fixed"),
                          ("simple_cnn", "tanh", 0.001, "fixed")]

@@ -105,14 +105,41 @@ class ComponentSpec:
         return self.label
 
 
-def resolve_component(registry: Registry, value: str | Mapping[str, Any]) -> ComponentSpec:
-    """Resolve text or a mapping against ``registry`` into a :class:`ComponentSpec`.
+@dataclass(frozen=True)
+class Component:
+    """A component as a run spec keeps it: its kind and canonical label, the name plus
+    the options that differ from their defaults (``leaky_relu(slope=0.3)``). The label
+    enters the run id; the component packages build from it (``resolve_act(component)``).
+    """
+
+    kind: str
+    label: str
+
+    @property
+    def name(self) -> str:
+        return self.label.split("(", 1)[0]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options that differ from their defaults."""
+        return parse_component_text(self.label)[1]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def resolve_component(registry: Registry, value: str | Mapping[str, Any] | Component
+                      ) -> ComponentSpec:
+    """Resolve text, a mapping or a :class:`Component` against ``registry`` into a
+    :class:`ComponentSpec`.
 
     Raises :class:`ComponentSpecError` (unknown option, missing ``name``) or the
     registry's UnknownNameError (unknown name, with the valid names listed).
     """
     if isinstance(value, ComponentSpec):
         return value
+    if isinstance(value, Component):
+        value = value.label
     if isinstance(value, Mapping):
         options = dict(value)
         if "name" not in options:

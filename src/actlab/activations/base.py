@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from actlab.components import ComponentSpec, resolve_component
+from actlab.components import Component, ComponentSpec, resolve_component
 from actlab.registry import Registry
 
 ACTIVATIONS: Registry[type[Activation]] = Registry("activation")
@@ -120,8 +120,9 @@ class ActSpec:
         return self.label
 
 
-def resolve_act(value: str | Mapping[str, Any] | ActSpec) -> ActSpec:
-    """Resolve ``'mish'``, ``'leaky_relu(slope=0.3)'`` or a mapping into an :class:`ActSpec`."""
+def resolve_act(value: str | Mapping[str, Any] | Component | ActSpec) -> ActSpec:
+    """Resolve ``'mish'``, ``'leaky_relu(slope=0.3)'``, a mapping or a run spec's
+    :class:`~actlab.components.Component` into an :class:`ActSpec`."""
     if isinstance(value, ActSpec):
         return value
     return ActSpec(resolve_component(ACTIVATIONS, value))

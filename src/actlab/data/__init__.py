@@ -12,9 +12,9 @@ from actlab.data.base import (
     DatasetShape,
     ImageDataset,
     dataset_shape,
-    default_data_root,
 )
 from actlab.data.loader import DeviceData, Split, Splits, load_dataset, make_splits
+from actlab.paths import default_data_root
 
 __all__ = [
     "DATASETS",

@@ -7,10 +7,8 @@ normalization and batching happen on whole tensors instead of per sample.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -61,12 +59,6 @@ class ImageDataset:
     @property
     def image_size(self) -> int:
         return self.train_images.shape[-1]
-
-
-def default_data_root() -> Path:
-    """``$ACTLAB_DATA`` if set, else ``~/.cache/actlab/data``."""
-    env = os.environ.get("ACTLAB_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "actlab" / "data"
 
 
 @dataclass(frozen=True)

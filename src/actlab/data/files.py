@@ -19,7 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from actlab.data.base import DatasetError, default_data_root
+from actlab.data.base import DatasetError
+from actlab.paths import default_data_root
 from actlab.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,6 @@ def resolve_data_root(data_dir: str | os.PathLike | None) -> Path:
     """The data directory: the given one (CLI flag or study file), else ``$ACTLAB_DATA``,
     else ``~/.cache/actlab/data``."""
     return Path(data_dir).expanduser() if data_dir else default_data_root()
-
-
-def cache_root() -> Path:
-    """Where decoded arrays are cached: ``$ACTLAB_CACHE`` or ``~/.cache/actlab/cache``."""
-    env = os.environ.get("ACTLAB_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "actlab" / "cache"
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:

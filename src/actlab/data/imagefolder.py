@@ -27,7 +27,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from actlab.data.base import DATASETS, DatasetError, DatasetShape, ImageDataset
-from actlab.data.files import atomic_write_bytes, cache_root, resolve_data_root
+from actlab.data.files import atomic_write_bytes, resolve_data_root
+from actlab.paths import cache_root
 from actlab.progress import progress_bar
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,11 @@ def _load_cached(name: str, data_dir: str | None, options: tuple[tuple[str, Any]
     return DATASETS.get(name)(data_dir=data_dir, **dict(options))
 
 
+def forget_loaded_datasets() -> None:
+    """Drop this process's loaded datasets (a parent whose workers load their own)."""
+    _load_cached.cache_clear()
+
+
 def load_dataset(name: str, data_dir: str | None = None, **options: Any) -> ImageDataset:
     """Load a registered dataset once per process (later calls return the cached copy)."""
     factory = DATASETS.get(name)

@@ -22,7 +22,7 @@ from torch import nn
 
 from actlab.activations import ActSpec, resolve_act
 from actlab.activations.gains import gain_for
-from actlab.components import ComponentSpec, resolve_component
+from actlab.components import Component, ComponentSpec, resolve_component
 from actlab.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,9 @@ class InitSpec:
         return self.label
 
 
-def resolve_init(value: str | Mapping[str, Any] | InitSpec) -> InitSpec:
-    """Resolve ``'he_normal'``, ``'he_normal(mode=fan_out)'`` or a mapping into an InitSpec."""
+def resolve_init(value: str | Mapping[str, Any] | Component | InitSpec) -> InitSpec:
+    """Resolve ``'he_normal'``, ``'he_normal(mode=fan_out)'``, a mapping or a run spec's
+    :class:`~actlab.components.Component` into an InitSpec."""
     if isinstance(value, InitSpec):
         return value
     return InitSpec(resolve_component(INITS, value))

@@ -1,11 +1,11 @@
-"""Studies: run specs, study files, the run store and executors."""
+"""Studies: study files and their plans, the run store (writing and reading), progress
+and the executors that run a plan (serial, local processes, Ray)."""
 
+from actlab.study.frames import StudyView
 from actlab.study.plan import Study, StudyError, load_study, parse_study
-from actlab.study.spec import RunSpec
-from actlab.study.store import Store, StoreError, StudyView, open_store
+from actlab.study.store import Store, StoreError, open_store
 
 __all__ = [
-    "RunSpec",
     "Store",
     "StoreError",
     "Study",

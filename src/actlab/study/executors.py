@@ -1,9 +1,10 @@
 """Executors: take the runnable cells of a study from the store and run them.
 
 ``run_study`` is the serial executor. It claims one cell at a time, trains it with
-:func:`actlab.train.engine.run_one`, writes every epoch as it finishes and the final
-result at the end. A run that raises is stored as ``failed`` with its traceback and the
-study goes on; Ctrl-C gives the claimed run back so the next ``actlab run`` redoes it.
+:func:`actlab.train.engine.run_one`, writes every epoch as it finishes (a
+:class:`StoreObserver`) and the final result at the end. A run that raises is stored as
+``failed`` with its traceback and the study goes on; Ctrl-C gives the claimed run back
+so the next ``actlab run`` redoes it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actlab.spec import RunSpec
 from actlab.study.plan import Study
-from actlab.study.spec import RunSpec
 from actlab.study.store import Heartbeat, Store, StoreError, new_owner
+from actlab.train.checkpoint import Checkpoint
 from actlab.train.cohort import cohort_key, cohort_refusal
-from actlab.train.engine import EpochMetrics, RunResult, run_one
+from actlab.train.core import EpochMetrics, LayerValues, ParamValues, RunObserver, RunResult
+from actlab.train.engine import run_one
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,34 @@ class RunEvents:
     def run_failed(self, spec: RunSpec, error: str) -> None: ...
 
 
+class StoreObserver(RunObserver):
+    """A run's observer in the serial and local executors: every measurement goes to the
+    store as it happens, every epoch also to the executor's events."""
+
+    def __init__(self, store: Store, study_id: int, spec: RunSpec, events: RunEvents) -> None:
+        self.store, self.study_id, self.spec, self.events = store, study_id, spec, events
+        self.run_id = spec.run_id
+
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
+        self.store.record_epoch(self.study_id, self.run_id, metrics)
+        self.events.epoch_finished(self.spec, metrics)
+
+    def params_recorded(self, epoch: int, values: ParamValues) -> None:
+        self.store.record_params(self.study_id, self.run_id, epoch, values)
+
+    def layers_recorded(self, epoch: int, values: LayerValues) -> None:
+        self.store.record_layers(self.study_id, self.run_id, epoch, values)
+
+    def checkpoint_written(self, epoch: int) -> None:
+        self.store.set_checkpoint_epoch(self.study_id, self.run_id, epoch)
+
+
 @dataclass
 class StudySummary:
     counts: dict[str, int]
     ran: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
-    runs: Any = None  # the study's runs frame, filled in by callers that want it
+    runs: list[dict[str, Any]] = field(default_factory=list)  # records, if a caller wants
 
 
 def run_study(store: Store, study: Study, events: RunEvents | None = None,
@@ -106,7 +131,7 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
 def _cohort_size(spec: RunSpec, limit: int, budget_mb: float | None, share: int) -> int:
     """Members for the cohort of ``spec``'s kind: ``limit``, capped by the memory budget."""
     from actlab.train.cohort import default_memory_budget_mb, fit_cohort, member_memory_mb
-    from actlab.train.engine import resolve_device
+    from actlab.train.environment import resolve_device
 
     if budget_mb is None:
         budget_mb = default_memory_budget_mb(resolve_device(spec.train.device))
@@ -125,24 +150,13 @@ def _same_cohort(key: str, spec: RunSpec) -> bool:
 def _run_single(store: Store, study_id: int, owner: str, spec: RunSpec, events: RunEvents,
                 summary: StudySummary, keep_checkpoints: bool) -> None:
     run_id = spec.run_id
-    checkpoint = store.artifact_dir(study_id, run_id) / "checkpoint.pt"
+    checkpoint = Checkpoint(store.artifact_dir(study_id, run_id) / "checkpoint.pt",
+                            store.checkpoint_epoch(study_id, run_id), keep_checkpoints)
     events.run_started(spec)
-
-    def on_epoch(metrics: EpochMetrics) -> None:
-        store.record_epoch(study_id, run_id, metrics)
-        events.epoch_finished(spec, metrics)
-
     try:
         with Heartbeat(store.path, study_id, run_id, owner):
-            result = run_one(
-                spec, on_epoch=on_epoch,
-                on_params=functools.partial(store.record_params, study_id, run_id),
-                on_layers=functools.partial(store.record_layers, study_id, run_id),
-                checkpoint=checkpoint,
-                resume_epoch=store.checkpoint_epoch(study_id, run_id),
-                on_checkpoint=functools.partial(store.set_checkpoint_epoch, study_id,
-                                                run_id),
-                keep_checkpoint=keep_checkpoints)
+            result = run_one(spec, StoreObserver(store, study_id, spec, events),
+                             checkpoint=checkpoint)
     except KeyboardInterrupt:
         store.release(study_id, run_id)
         raise
@@ -152,8 +166,7 @@ def _run_single(store: Store, study_id: int, owner: str, spec: RunSpec, events: 
         error = traceback.format_exc()
         log.error("run %s (%s) failed:\n%s", run_id, spec.describe(), error)
         store.fail(study_id, run_id, error)
-        if not keep_checkpoints:
-            checkpoint.unlink(missing_ok=True)
+        checkpoint.discard()
         summary.failures.append((spec.describe(), error.strip().splitlines()[-1]))
         events.run_failed(spec, error)
     else:
@@ -171,21 +184,12 @@ def _run_cohort(store: Store, study_id: int, owner: str, members: list[RunSpec],
     ids = [spec.run_id for spec in members]
     for spec in members:
         events.run_started(spec)
-
-    def on_epoch(index: int, metrics: EpochMetrics) -> None:
-        store.record_epoch(study_id, ids[index], metrics)
-        events.epoch_finished(members[index], metrics)
-
     try:
         with contextlib.ExitStack() as beats:
             for run_id in ids:
                 beats.enter_context(Heartbeat(store.path, study_id, run_id, owner))
-            results = train_cohort(
-                members, on_epoch=on_epoch,
-                on_params=lambda i, epoch, values: store.record_params(study_id, ids[i],
-                                                                       epoch, values),
-                on_layers=lambda i, epoch, values: store.record_layers(study_id, ids[i],
-                                                                       epoch, values))
+            results = train_cohort(members, observers=[
+                StoreObserver(store, study_id, spec, events) for spec in members])
     except KeyboardInterrupt:
         for run_id in ids:
             store.release(study_id, run_id)

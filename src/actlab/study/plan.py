@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from actlab.study.spec import RunSpec, StrictModel
+from actlab import catalog
+from actlab.spec import RunSpec, StrictModel
 
 STUDY_KEYS = {"name", "description", "grid", "grids", "seeds", "zip", "exclude", "include",
               "per_model", "variants", "extends"}
@@ -97,19 +98,16 @@ def _axis_path(axis: str, kind: str = "grid") -> str:
 def _canonical(path: str, value: Any) -> Any:
     """A written value in the form the run spec stores it, so that ``exclude: {act:
     LReLU(slope=0.3)}`` matches a cell written ``leaky_relu(slope=0.3)``."""
-    from actlab.activations import resolve_act
-    from actlab.data import DATASETS
-    from actlab.inits import resolve_init
-    from actlab.models import MODELS
-    from actlab.train.schedules import resolve_schedule
-
-    resolvers = {"act": lambda v: resolve_act(v).label, "init": lambda v: resolve_init(v).label,
-                 "model": MODELS.canonical, "data.name": DATASETS.canonical,
-                 "train.schedule": lambda v: resolve_schedule(v).label}
+    kinds = {"act": "activation", "init": "initializer", "train.schedule": "schedule"}
+    names = {"model": "model", "data.name": "dataset"}
     try:
-        return resolvers[path](value) if path in resolvers else value
-    except (KeyError, ValueError, TypeError):
-        return value  # an invalid value is reported when its cell is validated
+        if path in kinds:
+            return catalog.component_label(kinds[path], value)
+        if path in names and isinstance(value, str):
+            return catalog.canonical_name(names[path], value)
+    except ValueError:
+        pass  # an invalid value is reported when its cell is validated
+    return value
 
 
 def _resolve_axes(grid: dict[str, list[Any]]) -> dict[str, list[Any]]:

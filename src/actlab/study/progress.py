@@ -12,7 +12,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from actlab.study.spec import RunSpec
+from actlab.spec import describe_run
+from actlab.study.frames import epoch_seconds
 from actlab.study.store import Store, owner_is_dead
 
 FINISHED = ("completed", "diverged", "failed")
@@ -50,11 +51,14 @@ class StudyProgress:
         return self.finished / self.total if self.total else 1.0
 
 
-def seconds_for(work: list[tuple[RunSpec, int]], history: dict[tuple[str, str], float]
-                ) -> float | None:
-    """Serial seconds to train ``work`` ((spec, epochs left) pairs) from the per-epoch
-    times in ``history`` (by model and dataset; the model alone, else the median of all,
-    where that is all there is). None without any history."""
+#: What an estimate needs of a run: its model, its dataset and the epochs it has left.
+Work = tuple[str, str, int]
+
+
+def seconds_for(work: list[Work], history: dict[tuple[str, str], float]) -> float | None:
+    """Serial seconds to train ``work`` ((model, dataset, epochs left) triples) from the
+    per-epoch times in ``history`` (by model and dataset; the model alone, else the
+    median of all, where that is all there is). None without any history."""
     if not work:
         return 0.0
     if not history:
@@ -64,10 +68,10 @@ def seconds_for(work: list[tuple[RunSpec, int]], history: dict[tuple[str, str], 
         by_model.setdefault(model, []).append(seconds)
     overall = sorted(history.values())[len(history) // 2]
     total = 0.0
-    for spec, epochs in work:
-        per_epoch = history.get((spec.model, spec.data.name))
+    for model, dataset, epochs in work:
+        per_epoch = history.get((model, dataset))
         if per_epoch is None:
-            per_epoch = min(by_model.get(spec.model, [overall]))
+            per_epoch = min(by_model.get(model, [overall]))
         total += per_epoch * epochs
     return total
 
@@ -80,20 +84,23 @@ def study_progress(store: Store, name: str) -> StudyProgress:
         "SELECT run_id, MAX(epoch) FROM epochs WHERE study_id=? GROUP BY run_id",
         (study_id,)).fetchall())
     now = time.time()
-    work: list[tuple[RunSpec, int]] = []
+    work: list[Work] = []
     for row in store.conn.execute(
             "SELECT run_id, status, spec, owner, heartbeat FROM runs WHERE study_id=? AND "
             "in_plan=1 AND status IN ('pending', 'running') ORDER BY position", (study_id,)):
-        spec = RunSpec.model_validate(json.loads(row["spec"]))
+        spec = json.loads(row["spec"])  # as stored: validating it would cost more than this
+        epochs = spec["train"]["epochs"]
         done = recorded.get(row["run_id"], 0) if row["status"] == "running" else 0
-        work.append((spec, spec.train.epochs - done))
+        work.append((spec["model"], spec["data"]["name"], epochs - done))
         if row["status"] == "running":
             age = now - (row["heartbeat"] or 0)
+            label = describe_run(spec["model"], spec["model_options"], spec["act"],
+                                 spec["init"], spec["seed"])
             progress.running.append(RunningRun(
-                row["run_id"], spec.describe(), done, spec.train.epochs, row["owner"] or "?",
+                row["run_id"], label, done, epochs, row["owner"] or "?",
                 age, age > store.stale_after or owner_is_dead(row["owner"])))
-    progress.epochs_left = sum(epochs for _, epochs in work)
-    serial = seconds_for(work, store.epoch_seconds())
+    progress.epochs_left = sum(epochs for *_, epochs in work)
+    serial = seconds_for(work, epoch_seconds(store.conn))
     if serial is not None:
         # Runs in flight (fresh claims) are the parallelism the study runs with now.
         parallel = max(1, sum(not run.stale for run in progress.running))

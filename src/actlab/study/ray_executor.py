@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from actlab import __version__
+from actlab.spec import RunSpec
 from actlab.study.executors import RunEvents, StudySummary
 from actlab.study.plan import Study
-from actlab.study.spec import RunSpec
 from actlab.study.store import Store, new_owner
-from actlab.train.checkpoint import save_checkpoint_bytes
+from actlab.train.checkpoint import Checkpoint, save_checkpoint_bytes
+from actlab.train.core import EpochMetrics, LayerValues, ParamValues, RunObserver
 from actlab.train.engine import run_one
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
     ``("error", traceback)``.
 
     ``checkpoint`` holds the bytes of the run's checkpoint after ``resume_epoch`` (from
-    an earlier attempt) or None. The engine runs in a thread and its callbacks queue the
+    an earlier attempt) or None. The engine runs in a thread and its observer queues the
     events, because a generator can only yield from its own frame.
     """
     import torch
@@ -84,13 +85,8 @@ def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
 
         def train() -> None:
             try:
-                result = run_one(
-                    spec, on_epoch=lambda metrics: events.put(("epoch", metrics)),
-                    on_params=lambda epoch, values: events.put(("params", epoch, values)),
-                    on_layers=lambda epoch, values: events.put(("layers", epoch, values)),
-                    checkpoint=path, resume_epoch=resume_epoch,
-                    on_checkpoint=lambda epoch: events.put(
-                        ("checkpoint", epoch, path.read_bytes())))
+                result = run_one(spec, QueueObserver(events, path),
+                                 checkpoint=Checkpoint(path, resume_epoch))
             except Exception:
                 events.put(("error", traceback.format_exc()))
             else:
@@ -105,6 +101,26 @@ def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
             if event[0] in ("result", "error"):
                 break
         thread.join()
+
+
+class QueueObserver(RunObserver):
+    """A Ray task's observer: every event goes on the queue its generator yields from,
+    checkpoints as the file's bytes (the driver keeps them)."""
+
+    def __init__(self, events: queue.Queue[tuple[Any, ...]], checkpoint: Path) -> None:
+        self.events, self.checkpoint = events, checkpoint
+
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
+        self.events.put(("epoch", metrics))
+
+    def params_recorded(self, epoch: int, values: ParamValues) -> None:
+        self.events.put(("params", epoch, values))
+
+    def layers_recorded(self, epoch: int, values: LayerValues) -> None:
+        self.events.put(("layers", epoch, values))
+
+    def checkpoint_written(self, epoch: int) -> None:
+        self.events.put(("checkpoint", epoch, self.checkpoint.read_bytes()))
 
 
 # -- driver side -------------------------------------------------------------------------

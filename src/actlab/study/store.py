@@ -1,10 +1,15 @@
 """The run store: one SQLite database (WAL mode) holding studies, runs and their metrics.
 
+This module writes: the schema and its upgrades, registering a plan, claims and
+heartbeats, and each run's records as it trains. Reading (frames for analysis and
+reports) is :mod:`actlab.study.frames`.
+
 Every change is one transaction, so a process killed at any point leaves the database
 consistent: a run is either pending, claimed (``running``, with an owner and a
 heartbeat), or finished with all its rows. Claims use ``BEGIN IMMEDIATE`` so that several
 processes can share a study without running a cell twice; a claim whose owner died (its
 process is gone, or its heartbeat is older than ``stale_after`` seconds) is taken over.
+docs/design.md ("Claims, heartbeats and dead owners") describes the protocol.
 """
 
 from __future__ import annotations
@@ -22,31 +27,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from actlab.models import model_options
-from actlab.study.plan import AXIS_SHORTHANDS, WHOLE_FIELDS, Study, flatten_fields
-from actlab.study.spec import RunSpec, option_label
+from actlab.spec import RunSpec
+from actlab.study.cells import cell_labels
+from actlab.study.frames import StudyView
+from actlab.study.plan import Study
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
-#: The axis columns of every run row, also carried by the long frames (epochs, params,
-#: layers) beside run_id: what a report groups by. ``model`` includes its
-#: options (``deep_cnn(depth=5)``), ``corruption`` is ``none`` for clean data, and
-#: ``setting`` names any other field that varies in the study (``epochs=10``), so that
-#: runs that differ in anything but the seed never share a cell.
-CELL_COLUMNS = ("model", "dataset", "corruption", "act", "init", "optimizer", "lr",
-                "schedule", "setting", "seed")
-#: Identity fields covered by the named columns (the rest feed ``setting``).
-_NAMED_FIELDS = {"model", "model_options", "act", "init", "seed", "data.name",
-                 "data.corruption", "train.optimizer.name", "train.optimizer.lr",
-                 "train.schedule"}
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
                  "images_per_s", "test_loss", "test_acc", "peak_memory_mb")
 #: Columns (table, column, type) added by each schema version, so an older store is
@@ -55,6 +48,9 @@ MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
     2: [("epochs", "test_loss", "REAL"), ("epochs", "test_acc", "REAL"),
         ("epochs", "peak_memory_mb", "REAL"),
         ("runs", "checkpoint_epoch", "INTEGER")],
+    # The cell labels (actlab.study.cells), stored when a plan is registered; older rows
+    # get them from their specs when read, until their study is run again.
+    3: [("runs", "cell", "TEXT")],
 }
 
 SCHEMA = f"""
@@ -72,6 +68,7 @@ CREATE TABLE IF NOT EXISTS runs (
     position INTEGER NOT NULL,
     in_plan INTEGER NOT NULL DEFAULT 1,
     spec TEXT NOT NULL,
+    cell TEXT,
     status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
     attempts INTEGER NOT NULL DEFAULT 0,
     owner TEXT,
@@ -262,10 +259,12 @@ class Store:
 
     # -- studies -------------------------------------------------------------------------
     def register_study(self, study: Study, specs: list[RunSpec]) -> int:
-        """Record ``study`` and its plan; new cells become pending runs, cells no longer in
-        the plan are kept but marked out of plan. Returns the study's id."""
+        """Record ``study`` and its plan with each run's cell labels; new cells become
+        pending runs, cells no longer in the plan are kept but marked out of plan. Returns
+        the study's id."""
         now = time.time()
         spec_json = study.model_dump_json()
+        cells = cell_labels(specs)
         with self.transaction(immediate=True) as conn:
             row = conn.execute("SELECT id FROM studies WHERE name=?", (study.name,)).fetchone()
             if row is None:
@@ -277,12 +276,13 @@ class Store:
                 conn.execute("UPDATE studies SET spec=?, updated_at=? WHERE id=?",
                              (spec_json, now, study_id))
             conn.execute("UPDATE runs SET in_plan=0 WHERE study_id=?", (study_id,))
-            for position, spec in enumerate(specs):
+            for position, (spec, cell) in enumerate(zip(specs, cells, strict=True)):
                 conn.execute(
-                    "INSERT INTO runs (study_id, run_id, position, spec, status) "
-                    "VALUES (?,?,?,?, 'pending') ON CONFLICT (study_id, run_id) "
-                    "DO UPDATE SET in_plan=1, position=excluded.position, spec=excluded.spec",
-                    (study_id, spec.run_id, position, spec.model_dump_json()))
+                    "INSERT INTO runs (study_id, run_id, position, spec, cell, status) "
+                    "VALUES (?,?,?,?,?, 'pending') ON CONFLICT (study_id, run_id) "
+                    "DO UPDATE SET in_plan=1, position=excluded.position, spec=excluded.spec, "
+                    "cell=excluded.cell",
+                    (study_id, spec.run_id, position, spec.model_dump_json(), json.dumps(cell)))
         return study_id
 
     def study_id(self, name: str) -> int:
@@ -307,31 +307,13 @@ class Store:
                       ignore_errors=True)
         return runs
 
-    def epoch_seconds(self) -> dict[tuple[str, str], float]:
-        """Median wall seconds per epoch of finished runs (all studies), by (model,
-        dataset): the history ``actlab plan`` estimates from."""
-        samples: dict[tuple[str, str], list[float]] = {}
-        for row in self.conn.execute(
-                "SELECT spec, info, diverged_epoch FROM runs "
-                "WHERE status IN ('completed', 'diverged') AND info IS NOT NULL"):
-            spec = json.loads(row["spec"])
-            wall = json.loads(row["info"]).get("wall_time")
-            epochs = row["diverged_epoch"] or spec["train"]["epochs"]
-            if wall and epochs:
-                key = (spec["model"], spec["data"]["name"])
-                samples.setdefault(key, []).append(wall / epochs)
-        return {key: sorted(v)[len(v) // 2] for key, v in samples.items()}
-
     def study(self, name: str) -> StudyView:
-        """A study's data as pandas frames: ``store.study('quickstart').runs()``."""
+        """A study's stored data (:mod:`actlab.study.frames`):
+        ``store.study('quickstart').runs()``."""
         return StudyView(self, self.study_id(name), name)
 
     def studies(self) -> list[str]:
         return [r["name"] for r in self.conn.execute("SELECT name FROM studies ORDER BY name")]
-
-    def study_spec(self, study_id: int) -> dict[str, Any]:
-        row = self.conn.execute("SELECT spec FROM studies WHERE id=?", (study_id,)).fetchone()
-        return json.loads(row["spec"])
 
     # -- runs ----------------------------------------------------------------------------
     def claim_next(self, study_id: int, owner: str,
@@ -469,123 +451,6 @@ class Store:
         counts.update({r["status"]: r["n"] for r in rows})
         return counts
 
-    # -- frames for analysis ---------------------------------------------------------------
-    def runs_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per run in the plan: spec fields, status and final metrics, flattened."""
-        rows = self.conn.execute(
-            "SELECT run_id, position, spec, status, attempts, started_at, finished_at, "
-            "diverged_epoch, reason, error, final, info FROM runs "
-            "WHERE study_id=? AND in_plan=1 ORDER BY position", (study_id,)).fetchall()
-        specs = [RunSpec.model_validate_json(row["spec"]) for row in rows]
-        settings, models = _settings(specs), _model_labels(specs)
-        records = []
-        for row, spec, setting, model in zip(rows, specs, settings, models, strict=True):
-            final = json.loads(row["final"]) if row["final"] else {}
-            info = json.loads(row["info"]) if row["info"] else {}
-            for key in [k for k in final if k.endswith("confusion")]:
-                final.pop(key)
-            records.append({
-                "run_id": row["run_id"], "model": model, "act": spec.act,
-                "init": spec.init, "seed": spec.seed, "dataset": spec.data.name,
-                "corruption": spec.corruption_label,
-                "optimizer": spec.train.optimizer.name, "lr": spec.train.optimizer.lr,
-                "schedule": spec.train.schedule, "setting": setting,
-                "epochs": spec.train.epochs, "status": row["status"],
-                "diverged_epoch": row["diverged_epoch"], "reason": row["reason"],
-                "error": row["error"], "wall_time": info.get("wall_time"),
-                "parameters": info.get("parameters"), **final,
-            })
-        return pd.DataFrame.from_records(records)
-
-    def epochs_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per (run, epoch) of runs in the plan, with the run's spec fields.
-        ``epoch_lr`` is the learning rate the schedule reached in the epoch; ``lr`` is
-        the run's base learning rate (a cell axis)."""
-        frame = pd.read_sql_query(
-            "SELECT e.* FROM epochs e JOIN runs r USING (study_id, run_id) "
-            "WHERE e.study_id=? AND r.in_plan=1 ORDER BY r.position, e.epoch",
-            self.conn, params=(study_id,))
-        runs = self.runs_frame(study_id)[["run_id", *CELL_COLUMNS, "status"]]
-        frame = frame.drop(columns=["study_id"]).rename(columns={"lr": "epoch_lr"})
-        return frame.merge(runs, on="run_id")
-
-    def params_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per (run, epoch, site, parameter) of learnable activations."""
-        return self._long_frame(study_id, "params", ("site", "name"))
-
-    def layers_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per (run, epoch, layer, metric): weight mean/std, grad norm, dead units."""
-        return self._long_frame(study_id, "layers", ("layer", "metric"))
-
-    def _long_frame(self, study_id: int, table: str, keys: tuple[str, str]) -> pd.DataFrame:
-        """Rows of a (run, epoch, key..., value) table for runs in the plan, with the run's
-        spec fields."""
-        key_list = ", ".join(f"t.{k}" for k in keys)
-        # rowid keeps the order the engine wrote them in: network order (sites and layers
-        # sorted by name would put classifier.2 before features.1)
-        frame = pd.read_sql_query(
-            f"SELECT t.run_id, t.epoch, {key_list}, t.value FROM {table} t "
-            "JOIN runs r USING (study_id, run_id) WHERE t.study_id=? AND r.in_plan=1 "
-            "ORDER BY r.position, t.epoch, t.rowid", self.conn, params=(study_id,))
-        runs = self.runs_frame(study_id)[["run_id", *CELL_COLUMNS, "status"]]
-        return frame.merge(runs, on="run_id")
-
-    def run_spec(self, study_id: int, run_id: str) -> RunSpec:
-        row = self.conn.execute("SELECT spec FROM runs WHERE study_id=? AND run_id=?",
-                                (study_id, run_id)).fetchone()
-        if row is None:
-            raise StoreError(f"no run {run_id} in study {study_id}")
-        return RunSpec.model_validate_json(row["spec"])
-
-    def run_info(self, study_id: int, run_id: str) -> dict[str, Any]:
-        """What the run recorded about itself (parameters, environment, input shape...);
-        empty before it has started."""
-        row = self.conn.execute("SELECT info FROM runs WHERE study_id=? AND run_id=?",
-                                (study_id, run_id)).fetchone()
-        return json.loads(row["info"]) if row and row["info"] else {}
-
-    def confusion(self, study_id: int, run_id: str) -> list[list[int]] | None:
-        row = self.conn.execute("SELECT final FROM runs WHERE study_id=? AND run_id=?",
-                                (study_id, run_id)).fetchone()
-        return json.loads(row["final"]).get("confusion") if row and row["final"] else None
-
-
-def _model_labels(specs: list[RunSpec]) -> list[str]:
-    """Per run, the model with every option that any run of that model sets, defaults
-    written out: ``deep_cnn(depth=5)`` beside ``deep_cnn(depth=2)``, not a bare
-    ``deep_cnn`` (the run spec drops options at their default)."""
-    given: dict[str, set[str]] = {}
-    for spec in specs:
-        given.setdefault(spec.model, set()).update(spec.model_options)
-    labels = []
-    for spec in specs:
-        defaults = model_options(spec.model)
-        shown = [k for k in defaults if k in given[spec.model]]
-        labels.append(option_label(spec.model, {k: spec.model_options.get(k, defaults[k])
-                                                for k in shown}))
-    return labels
-
-
-def _settings(specs: list[RunSpec]) -> list[str]:
-    """Per run, the identity fields outside the named columns whose values differ across
-    ``specs``, as ``epochs=10, data.train_per_class=500`` (empty when none differ)."""
-    short = {path: name for name, path in AXIS_SHORTHANDS.items()}
-    flat = [flatten_fields(spec.identity(), whole=WHOLE_FIELDS | {"data.corruption"})
-            for spec in specs]
-    paths = sorted({p for fields in flat for p in fields} - _NAMED_FIELDS)
-    varying = [p for p in paths
-               if len({json.dumps(f.get(p), sort_keys=True) for f in flat}) > 1]
-    return [", ".join(f"{short.get(p, p)}={_short_value(f.get(p))}" for p in varying)
-            for f in flat]
-
-
-def _short_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_short_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
 
 class Heartbeat:
     """Refreshes a claim's heartbeat from a background thread while a run trains."""
@@ -613,30 +478,6 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@dataclass(frozen=True)
-class StudyView:
-    """The frames of one stored study (the Python API of ``actlab runs``/``export``)."""
-
-    store: Store
-    id: int
-    name: str
-
-    def runs(self) -> pd.DataFrame:
-        return self.store.runs_frame(self.id)
-
-    def epochs(self) -> pd.DataFrame:
-        return self.store.epochs_frame(self.id)
-
-    def params(self) -> pd.DataFrame:
-        return self.store.params_frame(self.id)
-
-    def layers(self) -> pd.DataFrame:
-        return self.store.layers_frame(self.id)
-
-    def counts(self) -> dict[str, int]:
-        return self.store.counts(self.id)
 
 
 def open_store(path: str | Path = "results/actlab.db") -> Store:

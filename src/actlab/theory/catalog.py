@@ -21,7 +21,7 @@ import torch
 from actlab.activations import ACTIVATIONS, matched_gain, resolve_act, torch_gain
 from actlab.activations.base import build_activation
 from actlab.activations.gains import float64_function, gaussian_expectation
-from actlab.data.files import cache_root
+from actlab.paths import cache_root
 from actlab.theory.meanfield import derivative
 
 

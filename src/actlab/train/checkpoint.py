@@ -11,15 +11,53 @@ it finishes with the same metrics as a run that was never interrupted
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """Where a run keeps its resume point: the file, the epoch the store says it holds
+    (0: none, start fresh), and whether the file stays when the run ends."""
+
+    path: Path | None = None
+    resume_epoch: int = 0
+    keep: bool = False
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        """The saved state to resume from, if the file holds ``resume_epoch`` of this run."""
+        return load_checkpoint(self.path, run_id, self.resume_epoch) if self.path else None
+
+    def write(self, state: dict[str, Any]) -> bool:
+        """Save ``state``; where the disk refuses (full, size limit), warn and go on
+        without checkpoints (the run itself is fine; only its resume point is lost)."""
+        if self.path is None:
+            return False
+        try:
+            save_checkpoint(self.path, state)
+        except (OSError, RuntimeError) as exc:
+            log.warning("could not write the checkpoint %s (%s); this run continues without "
+                        "checkpoints and would restart from scratch if interrupted",
+                        self.path, exc)
+            self.path = None
+            return False
+        return True
+
+    def discard(self) -> None:
+        """The run has ended: remove the file unless it is to be kept."""
+        if self.path is not None and not self.keep:
+            self.path.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

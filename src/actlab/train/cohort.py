@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,31 +36,40 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from actlab.activations import ACTIVATIONS, Activation, resolve_act
-from actlab.models import count_parameters
-from actlab.study.spec import RunSpec
-from actlab.train.engine import (
+from actlab.data import DeviceData
+from actlab.schedules import build_schedule
+from actlab.spec import RunSpec
+from actlab.train.core import (
+    Best,
     EpochMetrics,
+    EpochTraining,
+    RunObserver,
     RunResult,
-    activation_parameter_tensors,
     activation_parameters,
-    autocast_for,
     chance_collapse,
-    configure_determinism,
-    curve_metrics,
-    environment,
-    evaluate,
-    final_metrics,
+    classification_loss,
+    completed_result,
+    diverged_result,
+    epoch_metrics,
+    has_activation_parameters,
     initialized_model,
-    peak_memory_mb,
+    loss_problem,
     prepare_data,
+    prepare_splits,
+    run_info,
+    set_lr,
+    steps_per_epoch,
+    update_best,
+)
+from actlab.train.environment import (
+    autocast_for,
+    configure_determinism,
     reset_peak_memory,
     resolve_device,
-    run_peak_memory_mb,
     use_bf16,
 )
 from actlab.train.monitors import dead_unit_fractions, weight_statistics
 from actlab.train.optim import build_optimizer
-from actlab.train.schedules import build_schedule
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +89,7 @@ def cohort_key(spec: RunSpec) -> str:
 def cohort_refusal(spec: RunSpec) -> str | None:
     """Why ``spec`` cannot be a cohort member at all, or None."""
     train = spec.train
-    act = ACTIVATIONS.entry(resolve_act(spec.act).name).factory
-    if getattr(act, "constrain", Activation.constrain) is not Activation.constrain:
+    if ACTIVATIONS.get(spec.act.name).constrain is not Activation.constrain:
         return f"{spec.act} projects its parameters after every step"
     if train.compile:
         return "train.compile is on (a cohort is compiled as a whole, not supported)"
@@ -120,7 +126,6 @@ def member_memory_mb(spec: RunSpec) -> float:
     (counted exactly, through autograd's saved-tensor hooks on a CPU forward pass at the
     run's batch size and input shape: no device is needed to size a cohort)."""
     from actlab.models import build_model
-    from actlab.train.engine import prepare_splits
 
     splits = prepare_splits(spec.data)
     shape = tuple(splits.train.images.shape[1:])
@@ -184,162 +189,134 @@ def _unstack_into(models: list[nn.Module], holder: nn.Module,
                     buffer.copy_(buffers[name][index])
 
 
-def train_cohort(
-    specs: list[RunSpec], device: torch.device | None = None,
-    on_epoch: Callable[[int, EpochMetrics], None] | None = None,
-    on_params: Callable[[int, int, list[tuple[str, str, float]]], None] | None = None,
-    on_layers: Callable[[int, int, list[Any]], None] | None = None,
-) -> list[RunResult]:
+def train_cohort(specs: list[RunSpec], device: torch.device | None = None,
+                 observers: list[RunObserver] | None = None) -> list[RunResult]:
     """Train ``specs`` (same model, activation, data and training settings; different
     seeds or initializers) as one stacked model; one ``RunResult`` per spec, in order.
+    ``observers`` (one per spec) receive each member's epochs, learnable activation
+    values and layer measurements, as ``run_one``'s observer does.
 
-    The callbacks get the member's index first: ``on_epoch(i, metrics)``,
-    ``on_params(i, epoch, values)``, ``on_layers(i, epoch, values)``, as ``run_one``'s."""
+    The members' curves, divergence checks and results are each member's own; only the
+    training step is shared (one vmapped forward and backward, one optimizer step)."""
     check_cohort(specs)
     device = device or resolve_device(specs[0].train.device)
     started = time.perf_counter()
     first = specs[0]
     configure_determinism(first.train.deterministic, device)
     data = prepare_data(first, device)  # one copy of the data for every member
-    models = [initialized_model(spec, data) for spec in specs]
+    act = resolve_act(first.act)
+    members = [Member(spec, initialized_model(spec, data, act), observer, data, len(specs))
+               for spec, observer in zip(specs, observers or [None] * len(specs),
+                                         strict=True)]
     bf16 = use_bf16(first.train.precision, device)
-    for model in models:
-        model.actlab_bf16 = bf16
-    holder, buffers = _stacked_holder(models)
-    params = dict(holder.named_parameters())
+    for member in members:
+        member.model.actlab_bf16 = bf16
+    holder, buffers = _stacked_holder([member.model for member in members])
     optimizer = build_optimizer(holder, **first.train.optimizer.model_dump())
-    schedule = build_schedule(first.train.schedule)
-    base_lr, batch_size = first.train.optimizer.lr, first.train.batch_size
-    steps_per_epoch = max(1, len(data.train) // batch_size
-                          + (len(data.train) % batch_size >= 2))
-    total_steps = steps_per_epoch * first.train.epochs
-    smoothing = first.train.label_smoothing
-    generators = [torch.Generator().manual_seed(spec.seed) for spec in specs]
-    size = len(specs)
-
-    def member_step(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
-                    x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = functional_call(holder, (p, b), (x,))
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
-        return loss, (logits.detach().argmax(1) == y).sum()
-
-    step_all = vmap(member_step, randomness="different")
-    info = [{"parameters": count_parameters(model),
-             "activation_sites": model.activation_site_count,
-             "init_report": model.init_report, "train_size": len(data.train),
-             "val_size": len(data.val), "test_size": len(data.test),
-             "input_shape": list(data.splits.train.images.shape[1:]),
-             "num_classes": data.splits.num_classes, "env": environment(device),
-             "cohort_size": size} for model in models]
+    step_all = _stacked_step(holder, first.train.label_smoothing)
     probe = data.example_batch(256)
-    tracks = [on_params is not None and any(True for _ in activation_parameter_tensors(m))
-              for m in models]
-
-    def measure(epoch: int) -> None:
-        for index, model in enumerate(models):
-            if index in results:
-                continue
-            if tracks[index]:
-                on_params(index, epoch, activation_parameters(model))  # type: ignore[misc]
-            if on_layers is not None and specs[index].train.layer_stats:
-                on_layers(index, epoch, weight_statistics(model)
-                          + dead_unit_fractions(model, probe))
-
-    results: dict[int, RunResult] = {}
-    epochs: list[list[EpochMetrics]] = [[] for _ in specs]
-    best: list[tuple[float, int, dict[str, torch.Tensor]] | None] = [None] * size
-    measure(0)
+    for member in members:
+        member.measure(0, probe)
+    schedule = build_schedule(first.train.schedule)
+    per_epoch = steps_per_epoch(len(data.train), first.train.batch_size)
+    generators = [torch.Generator().manual_seed(spec.seed) for spec in specs]
     step = 0
     for epoch in range(1, first.train.epochs + 1):
         holder.train()
         reset_peak_memory(device)
-        epoch_start = time.perf_counter()
-        loss_sum = torch.zeros(size, device=device)
-        correct = torch.zeros(size, dtype=torch.long, device=device)
-        seen = 0
-        lr = base_lr
-        for batches in zip(*(data.train_batches(batch_size, g) for g in generators),
-                           strict=True):
-            lr = schedule(step, total_steps, base_lr, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_scale"]
-            x = torch.stack([b[0] for b in batches])
-            y = torch.stack([b[1] for b in batches])
+        totals = EpochTraining(torch.zeros(len(specs), device=device),
+                               torch.zeros(len(specs), dtype=torch.long, device=device),
+                               lr=first.train.optimizer.lr)
+        for stacked in zip(*(data.train_batches(first.train.batch_size, g)
+                             for g in generators), strict=True):
+            totals.lr = schedule(step, per_epoch * first.train.epochs,
+                                 first.train.optimizer.lr, per_epoch)
+            set_lr(optimizer, totals.lr)
+            x = torch.stack([batch[0] for batch in stacked])
+            y = torch.stack([batch[1] for batch in stacked])
             with autocast_for(device, bf16):
-                losses, hits = step_all(params, buffers, x, y)
+                losses, hits = step_all(dict(holder.named_parameters()), buffers, x, y)
             optimizer.zero_grad(set_to_none=True)
             # Members share no parameter, so the sum's gradient is each member's own.
             losses.sum().backward()
             optimizer.step()
-            loss_sum += losses.detach() * y.shape[1]
-            correct += hits
-            seen += y.shape[1]
+            totals.loss_sum += losses.detach() * y.shape[1]
+            totals.correct += hits
+            totals.seen += y.shape[1]
             step += 1
-        train_time = time.perf_counter() - epoch_start
-        _unstack_into(models, holder, buffers)
-        train_losses = (loss_sum / seen).tolist()
-        train_accs = (correct.float() / seen).tolist()
-        for index, (spec, model) in enumerate(zip(specs, models, strict=True)):
-            if index in results:
-                continue
-            train_loss = train_losses[index]
-            if not math.isfinite(train_loss) or train_loss > spec.train.loss_bound:
-                reason = ("non-finite training loss" if not math.isfinite(train_loss) else
-                          f"training loss {train_loss:.3g} above the bound "
-                          f"{spec.train.loss_bound:g}")
-                results[index] = _diverged(spec, epochs[index], epoch, reason, info[index],
-                                           started)
-                continue
-            val_loss, val_acc = evaluate(model, data, data.val, spec.train.eval_batch_size)
-            test_loss, test_acc = (evaluate(model, data, data.test, spec.train.eval_batch_size)
-                                   if spec.train.test_each_epoch else (None, None))
-            metrics = EpochMetrics(
-                epoch=epoch, train_loss=train_loss, train_acc=train_accs[index],
-                val_loss=val_loss, val_acc=val_acc, lr=lr,
-                epoch_time=time.perf_counter() - epoch_start, images_per_s=seen / train_time,
-                test_loss=test_loss, test_acc=test_acc, peak_memory_mb=peak_memory_mb(device))
-            epochs[index].append(metrics)
-            if on_epoch is not None:
-                on_epoch(index, metrics)
-            if math.isfinite(val_acc) and (best[index] is None or val_acc > best[index][0]):
-                last = epoch == spec.train.epochs
-                best[index] = (val_acc, epoch, {} if last else
-                               {k: v.detach().clone() for k, v in model.state_dict().items()})
-        measure(epoch)
-        for index, spec in enumerate(specs):
-            if index not in results and (collapse := chance_collapse(
-                    epochs[index], data.splits.num_classes, spec.train.chance_epochs)):
-                results[index] = _diverged(spec, epochs[index], epoch, collapse, info[index],
-                                           started)
-        if len(results) == size:
+        train_time = time.perf_counter() - totals.started
+        _unstack_into([member.model for member in members], holder, buffers)
+        losses_, accs = ((totals.loss_sum / totals.seen).tolist(),
+                         (totals.correct.float() / totals.seen).tolist())
+        running = [m for m in members if m.result is None]
+        for member in running:
+            index = members.index(member)
+            member.end_epoch(epoch, losses_[index], accs[index], totals, train_time, started)
+        for member in running:
+            if member.result is None:
+                member.measure(epoch, probe)
+                member.check_collapse(epoch, started)
+        if all(member.result is not None for member in members):
             break
-    for index, (spec, model) in enumerate(zip(specs, models, strict=True)):
-        if index not in results:
-            results[index] = _completed(spec, model, data, epochs[index], best[index],
-                                        info[index], device, started)
-    return [results[index] for index in range(size)]
+    return [member.finish(started) for member in members]
 
 
-def _diverged(spec: RunSpec, epochs: list[EpochMetrics], epoch: int, reason: str,
-              info: dict[str, Any], started: float) -> RunResult:
-    log.info("%s diverged in epoch %d: %s", spec.describe(), epoch, reason)
-    info["wall_time"] = time.perf_counter() - started
-    return RunResult("diverged", epochs, diverged_epoch=epoch, reason=reason, info=info)
+def _stacked_step(holder: nn.Module, smoothing: float) -> Any:
+    """All members' forward and loss as one vmapped call: (losses, correct counts)."""
+
+    def member_step(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
+                    x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = functional_call(holder, (p, b), (x,))
+        loss = classification_loss(logits, y, smoothing)
+        return loss, (logits.detach().argmax(1) == y).sum()
+
+    return vmap(member_step, randomness="different")
 
 
-def _completed(spec: RunSpec, model: nn.Module, data: Any, epochs: list[EpochMetrics],
-               best: tuple[float, int, dict[str, torch.Tensor]] | None,
-               info: dict[str, Any], device: torch.device, started: float) -> RunResult:
-    """The final metrics of a member that trained to the end (as ``run_one``'s)."""
-    final = final_metrics(model, data, spec)
-    final.update(curve_metrics(epochs))
-    final["best_val_epoch"] = best[1] if best is not None else spec.train.epochs
-    final["best_val_acc"] = best[0] if best is not None else epochs[-1].val_acc
-    if best is not None and best[2]:
-        model.load_state_dict(best[2])
-        final.update(final_metrics(model, data, spec, prefix="best_test_"))
-    else:
-        final.update({f"best_{k}": v for k, v in final.items() if k.startswith("test_")})
-    final["peak_memory_mb"] = run_peak_memory_mb(epochs, device)
-    info["wall_time"] = time.perf_counter() - started
-    return RunResult("completed", epochs, final=final, info=info)
+class Member:
+    """One run of a cohort: its own model copy (for evaluation and measurements), curves,
+    best epoch, observer and, once it has ended early, its result."""
+
+    def __init__(self, spec: RunSpec, model: nn.Module, observer: RunObserver | None,
+                 data: DeviceData, cohort_size: int) -> None:
+        self.spec, self.model, self.data = spec, model, data
+        self.observer = observer or RunObserver()
+        self.tracks_params = observer is not None and has_activation_parameters(model)
+        self.measures_layers = observer is not None and spec.train.layer_stats
+        self.epochs: list[EpochMetrics] = []
+        self.best: Best | None = None
+        self.info = {**run_info(model, data, data.device), "cohort_size": cohort_size}
+        self.result: RunResult | None = None
+
+    def measure(self, epoch: int, probe: torch.Tensor) -> None:
+        if self.tracks_params:
+            self.observer.params_recorded(epoch, activation_parameters(self.model))
+        if self.measures_layers:
+            self.observer.layers_recorded(epoch, weight_statistics(self.model)
+                                          + dead_unit_fractions(self.model, probe))
+
+    def end_epoch(self, epoch: int, train_loss: float, train_acc: float,
+                  totals: EpochTraining, train_time: float, started: float) -> None:
+        """Record the epoch, or end the member if its training loss diverged."""
+        problem = loss_problem(train_loss, self.spec.train.loss_bound)
+        if problem:
+            self.result = diverged_result(self.spec, self.epochs, epoch, problem, self.info,
+                                          time.perf_counter() - started)
+            return
+        metrics = epoch_metrics(self.model, self.data, self.spec, epoch, train_loss,
+                                train_acc, totals, train_time)
+        self.epochs.append(metrics)
+        self.observer.epoch_finished(metrics)
+        self.best = update_best(self.best, epoch, metrics.val_acc, self.model,
+                                self.spec.train.epochs)
+
+    def check_collapse(self, epoch: int, started: float) -> None:
+        collapse = chance_collapse(self.epochs, self.data.splits.num_classes,
+                                   self.spec.train.chance_epochs)
+        if collapse:
+            self.result = diverged_result(self.spec, self.epochs, epoch, collapse, self.info,
+                                          time.perf_counter() - started)
+
+    def finish(self, started: float) -> RunResult:
+        return self.result or completed_result(self.spec, self.model, self.data,
+                                               self.epochs, self.best, self.info, started)

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from actlab.study.spec import RunSpec
-from actlab.train.engine import prepare, resolve_device
-from actlab.train.optim import build_optimizer
+from actlab.spec import RunSpec
+from actlab.train.core import setup
 
 
 @dataclass(frozen=True)
@@ -40,50 +38,44 @@ class LRFindResult:
 def lr_range_test(spec: RunSpec, start_lr: float = 1e-6, end_lr: float = 10.0,
                   steps: int = 100, smoothing: float = 0.98, blowup: float = 4.0
                   ) -> LRFindResult:
-    """Run the range test for ``spec``'s model, data, optimizer and batch size."""
+    """Run the range test for ``spec``'s model, data, optimizer and batch size, with the
+    run's own training step (autocast, label smoothing, clipping, constraints)."""
     if not 0 < start_lr < end_lr:
         raise ValueError(f"lr-find needs 0 < start_lr < end_lr, got {start_lr}, {end_lr}")
     if steps < 10:
         raise ValueError(f"lr-find needs at least 10 steps, got {steps}")
-    device = resolve_device(spec.train.device)
-    data, model = prepare(spec, device)
-    optimizer = build_optimizer(model, **spec.train.optimizer.model_dump())
+    run = setup(spec)
     generator = torch.Generator().manual_seed(spec.seed)
     factor = (end_lr / start_lr) ** (1.0 / (steps - 1))
-    lrs, losses, smoothed = [], [], []
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
     average, best = 0.0, math.inf
-    stopped_early = False
-    model.train()
-    step = 0
-    while step < steps:
-        for x, y in data.train_batches(spec.train.batch_size, generator):
-            lr = start_lr * factor ** step
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_scale"]
-            loss = F.cross_entropy(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = loss.item()
+    run.model.train()
+    while len(lrs) < steps:
+        for x, y in run.data.train_batches(spec.train.batch_size, generator):
+            lr = start_lr * factor ** len(lrs)
+            value = run.train_step(x, y, lr)[0].item()
             average = smoothing * average + (1 - smoothing) * value
-            corrected = average / (1 - smoothing ** (step + 1))
             lrs.append(lr)
             losses.append(value)
-            smoothed.append(corrected)
-            best = min(best, corrected)
-            step += 1
-            if not math.isfinite(value) or corrected > blowup * best:
-                stopped_early = True
+            smoothed.append(average / (1 - smoothing ** len(lrs)))
+            best = min(best, smoothed[-1])
+            if not math.isfinite(value) or smoothed[-1] > blowup * best:
+                return _suggestion(lrs, losses, smoothed, stopped_early=True)
+            if len(lrs) >= steps:
                 break
-            if step >= steps:
-                break
-        if stopped_early:
-            break
+    return _suggestion(lrs, losses, smoothed, stopped_early=False)
+
+
+def _suggestion(lrs: list[float], losses: list[float], smoothed: list[float],
+                stopped_early: bool) -> LRFindResult:
+    """The steepest descent of the smoothed loss against log lr before its minimum (after
+    the minimum the loss rises anyway), and the minimum itself."""
     finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
     curve = np.array([smoothed[i] for i in finite])
     log_lrs = np.log10([lrs[i] for i in finite])
     min_index = finite[int(np.argmin(curve))]
-    # Steepest descent before the minimum (after the minimum the loss rises anyway).
     upto = max(2, finite.index(min_index) + 1)
     slopes = np.gradient(curve[:upto], log_lrs[:upto])
     suggested = lrs[finite[int(np.argmin(slopes))]]

@@ -17,6 +17,9 @@ LeNet-5 would train it uncompiled and report its epochs as compiled ones. The li
 therefore raised with each architecture a worker compiles, and :func:`graph_count` lets
 the engine check that a fresh compile did produce a graph.
 
+Compiling happens before epoch 1 (:func:`compile_warmup`), so that its seconds are
+reported on their own (``compile_s``) instead of inflating the first epoch's time.
+
 Data needs no such cache: datasets are loaded once per process (``actlab.data``).
 """
 
@@ -24,13 +27,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from actlab.study.spec import RunSpec
+from actlab.data import DeviceData
+from actlab.spec import RunSpec
+from actlab.train.environment import autocast_for
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +82,7 @@ def architecture_key(spec: RunSpec, input_shape: tuple[int, ...], num_classes: i
     data beyond its shape."""
     return json.dumps({
         "model": spec.model, "options": spec.model_options,
-        "act": spec.act,
+        "act": str(spec.act),
         "input_shape": list(input_shape), "num_classes": num_classes,
         "device": str(device), "memory_format": str(memory_format),
     }, sort_keys=True, default=str)
@@ -121,3 +128,54 @@ def clear() -> None:
     """Forget every compiled model of this process."""
     _compiled.clear()
     _compiles_per_class.clear()
+
+
+def compiled_forward(spec: RunSpec, model: nn.Module, data: DeviceData, bf16: bool
+                     ) -> tuple[nn.Module, Forward, dict[str, Any]]:
+    """(model, compiled forward, what to record): ``model`` compiled, or the compiled model
+    of an earlier run of the same architecture holding ``model``'s weights, warmed up
+    before epoch 1. ``compile_fell_back`` is recorded when a fresh compile produced no
+    graph (dynamo gave up and the run trains eagerly)."""
+    key = architecture_key(spec, tuple(data.splits.train.images.shape[1:]),
+                           data.splits.num_classes, data.device, data.memory_format)
+    model, forward, reused = compiled_model(key, model)  # keeps actlab_bf16
+    graphs_before = graph_count()
+    info: dict[str, Any] = {
+        "compile_s": compile_warmup(forward, model, data, bf16, spec.train.batch_size),
+        "compile_reused": reused}  # True: an earlier run's graph, warm
+    if not reused and graph_count() == graphs_before:
+        log.warning("%s: torch.compile produced no graph (see torch's log above); the run "
+                    "trains eagerly and is recorded as compile_fell_back", spec.describe())
+        info["compile_fell_back"] = True
+    return model, forward, info
+
+
+def compile_warmup(forward: Forward, model: nn.Module, data: DeviceData, bf16: bool,
+                   batch_size: int) -> float:
+    """Compile ``forward`` (a ``torch.compile`` wrapper of ``model``) for training with
+    one forward + backward pass on a training batch of the run's size and one of the
+    epoch's last batch size (each size compiles a graph), and return the seconds it took.
+
+    The pass leaves no trace: BatchNorm running statistics are restored and the gradients
+    dropped (no optimizer step is taken); it draws dropout masks from the global random
+    stream, as any compiled run's first step would."""
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    # An epoch's last, shorter batch would otherwise compile a second graph inside epoch 1.
+    sizes = [min(batch_size, len(data.train))]
+    if len(data.train) % batch_size >= 2 and len(data.train) > batch_size:
+        sizes.append(len(data.train) % batch_size)
+    start = time.perf_counter()
+    model.train()
+    for size in sizes:
+        x = data.normalize(data.train.images[:size])
+        with autocast_for(data.device, bf16):
+            logits = forward(x)
+        logits.float().logsumexp(1).mean().backward()
+    if data.device.type == "cuda":
+        torch.cuda.synchronize(data.device)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            buffer.copy_(saved[name])
+    model.zero_grad(set_to_none=True)
+    return seconds

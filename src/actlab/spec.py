@@ -1,28 +1,40 @@
 """Run specifications: everything that determines one training run, validated and hashed.
 
-A :class:`RunSpec` is frozen. Activation, initializer and schedule are stored as their
-canonical labels (``leaky_relu(slope=0.3)``), so equal choices written differently give
-the same spec. :attr:`RunSpec.run_id` is a content hash of the fields that change the
-result; where the data lives and which device or thread count runs it do not enter it,
-so a study moved to another machine resumes instead of starting over.
+This is the lowest layer above the registries' :mod:`catalog`: it imports no torch, so
+that planning a study, reading a store and reporting on it never wait for it. A
+:class:`RunSpec` is frozen. Activation, initializer and schedule are typed
+:class:`~actlab.components.Component` values kept as their canonical labels
+(``leaky_relu(slope=0.3)``), so equal choices written differently give the same spec.
+:attr:`RunSpec.run_id` is a content hash of the fields that change the result; where the
+data lives and which device or thread count runs it do not enter it, so a study moved to
+another machine resumes instead of starting over. docs/design.md ("Run ids") states the
+rules.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
-from actlab.activations import resolve_act
-from actlab.data import DATASETS, dataset_shape
-from actlab.inits import resolve_init
-from actlab.models import MODELS, model_options
-from actlab.models.base import model_misfit
-from actlab.train.optim import OPTIMIZER_NAMES
-from actlab.train.schedules import build_schedule, resolve_schedule
+from actlab import catalog
+from actlab.components import Component
+
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop")
+
+# What decides a run's numbers to the last bit (the host and Python version do not): a
+# run resumed where any of these differ is not bit-identical to an uninterrupted run.
+RESULT_ENVIRONMENT = ("actlab", "git_commit", "torch", "device", "device_name", "threads")
 
 #: Fields that say where or how a run executes, not what it computes.
 EXECUTION_FIELDS: dict[str, Any] = {
@@ -50,24 +62,30 @@ def _json_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _registry_name(registry: Any, value: str) -> str:
-    try:
-        return registry.canonical(value)
-    except KeyError as exc:
-        raise ValueError(str(exc)) from None
+def _choose(kind: str) -> Any:
+    """A validator turning a written component (text, mapping) into a checked
+    :class:`Component` of ``kind``; the catalog builds it once, so that bad option values
+    (not only bad names) fail when the study is planned."""
+
+    def choose(value: Any) -> Component:
+        if isinstance(value, Component) and value.kind == kind:
+            return value
+        if isinstance(value, Component):
+            value = value.label
+        return Component(kind, catalog.component_label(kind, value))
+
+    return choose
 
 
-def _component_label(resolver: Any, value: Any, build: Any = None) -> str:
-    """The canonical label of a component; with ``build``, the component is also
-    constructed once, so that bad option values (not only bad names) fail at plan time."""
-    try:
-        spec = resolver(value)
-        if build is not None:
-            with torch.random.fork_rng(devices=[]):  # a random start must not shift runs
-                build(spec)
-        return spec.label
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(str(exc)) from None
+def _component_field(kind: str) -> Any:
+    """A run-spec field holding a :class:`Component`, written out as its label."""
+    return Annotated[Component, BeforeValidator(_choose(kind)),
+                     PlainSerializer(str, return_type=str)]
+
+
+ActivationChoice = _component_field("activation")
+InitializerChoice = _component_field("initializer")
+ScheduleChoice = _component_field("schedule")
 
 
 AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
@@ -109,9 +127,7 @@ class CorruptionSpec(StrictModel):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        from actlab.data.corrupt import CORRUPTIONS
-
-        return _registry_name(CORRUPTIONS, value)
+        return catalog.canonical_name("corruption", value)
 
     @model_validator(mode="after")
     def _options_fit_the_kind(self) -> CorruptionSpec:
@@ -157,7 +173,7 @@ class DataSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        return _registry_name(DATASETS, value)
+        return catalog.canonical_name("dataset", value)
 
     @model_validator(mode="after")
     def _mean_and_std_together(self) -> DataSpec:
@@ -195,6 +211,15 @@ class OptimizerSpec(StrictModel):
                              f"{', '.join(OPTIMIZER_NAMES)}")
         return value.lower() if isinstance(value, str) else value
 
+    @property
+    def label(self) -> str:
+        """``sgd(lr=0.01)``: the optimizer, its lr and the settings it uses that are not
+        at their defaults (for display; the run id hashes every field)."""
+        defaults = OptimizerSpec(name=self.name).model_dump()
+        changed = {k: v for k, v in self.model_dump().items()
+                   if k not in ("name", "lr") and v != defaults[k]}
+        return option_label(self.name, {"lr": self.lr, **changed})
+
 
 class TrainSpec(StrictModel):
     """Optimization budget and settings of one run."""
@@ -203,7 +228,7 @@ class TrainSpec(StrictModel):
     batch_size: int = Field(128, gt=1)
     eval_batch_size: int = Field(1024, gt=0)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    schedule: str = "fixed"
+    schedule: ScheduleChoice = Component("schedule", "fixed")
     top_k: int = Field(3, gt=0)
     loss_bound: float = Field(1e4, gt=0.0)
     # A run whose validation accuracy fell back to chance (<= 1.1 / classes) for this many
@@ -211,7 +236,7 @@ class TrainSpec(StrictModel):
     chance_epochs: int = Field(3, ge=0)
     grad_clip: float | None = Field(None, gt=0.0)  # max global gradient norm
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    # Measurements (GUIDE section 4): test metrics every epoch; per-layer weight mean/std
+    # Measurements (docs/training.md): test metrics every epoch; per-layer weight mean/std
     # and dead-unit fractions per epoch (cheap); per-layer gradient norms (a norm per
     # layer per step).
     test_each_epoch: bool = False
@@ -226,19 +251,14 @@ class TrainSpec(StrictModel):
     compile: bool = False
     deterministic: bool = False
 
-    @field_validator("schedule", mode="before")
-    @classmethod
-    def _schedule_label(cls, value: Any) -> str:
-        return _component_label(resolve_schedule, value, build_schedule)
-
 
 class RunSpec(StrictModel):
     """One cell of a study: model x activation x initializer x data x training x seed."""
 
     model: str = "lenet5"
     model_options: dict[str, Any] = Field(default_factory=dict)
-    act: str = "relu"
-    init: str = "default"
+    act: ActivationChoice = Component("activation", "relu")
+    init: InitializerChoice = Component("initializer", "default")
     gain: Literal["matched", "torch"] | float = "matched"
     seed: int = 0
     data: DataSpec = Field(default_factory=DataSpec)
@@ -247,17 +267,7 @@ class RunSpec(StrictModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        return _registry_name(MODELS, value)
-
-    @field_validator("act", mode="before")
-    @classmethod
-    def _act_label(cls, value: Any) -> str:
-        return _component_label(resolve_act, value, lambda spec: spec.build(4))
-
-    @field_validator("init", mode="before")
-    @classmethod
-    def _init_label(cls, value: Any) -> str:
-        return _component_label(resolve_init, value, lambda spec: spec.build())
+        return catalog.canonical_name("model", value)
 
     @model_validator(mode="before")
     @classmethod
@@ -267,8 +277,8 @@ class RunSpec(StrictModel):
         if not isinstance(data, dict) or not data.get("model_options"):
             return data
         try:
-            allowed = model_options(data.get("model", "lenet5"))
-        except KeyError:
+            allowed = catalog.model_options(data.get("model", "lenet5"))
+        except ValueError:
             return data  # the model field reports the unknown name
         options = dict(data["model_options"])
         unknown = sorted(set(options) - set(allowed))
@@ -282,24 +292,23 @@ class RunSpec(StrictModel):
     @model_validator(mode="after")
     def _fits_the_data(self) -> RunSpec:
         """Model and top-k against the dataset's shape, where it is known before loading."""
-        shape = dataset_shape(self.data.name, self.data.options)
-        if shape.num_classes is not None and self.train.top_k > shape.num_classes:
+        channels, image_size, num_classes = catalog.dataset_shape(self.data.name,
+                                                                  self.data.options)
+        if num_classes is not None and self.train.top_k > num_classes:
             raise ValueError(f"train.top_k is {self.train.top_k} but {self.data.name} has "
-                             f"{shape.num_classes} classes; choose top_k <= "
-                             f"{shape.num_classes}")
-        if shape.channels is not None and shape.image_size is not None:
-            problem = model_misfit(self.model, json.dumps(self.model_options, sort_keys=True),
-                                   shape.channels, shape.image_size, shape.num_classes or 10)
+                             f"{num_classes} classes; choose top_k <= {num_classes}")
+        if channels is not None and image_size is not None:
+            problem = catalog.model_misfit(self.model, self.model_options, channels,
+                                           image_size, num_classes or 10)
             if problem:
                 raise ValueError(f"model {self.model} does not fit {self.data.name} "
-                                 f"({shape.channels}x{shape.image_size}x{shape.image_size}): "
-                                 f"{problem}")
+                                 f"({channels}x{image_size}x{image_size}): {problem}")
         return self
 
     @model_validator(mode="after")
     def _compatible(self) -> RunSpec:
-        if self.init.split("(")[0] == "fixup" and not MODELS.entry(self.model).meta.get("fixup"):
-            supported = [n for n in MODELS if MODELS.entry(n).meta.get("fixup")]
+        supported = catalog.fixup_models()
+        if self.init.name == "fixup" and self.model not in supported:
             raise ValueError(f"init fixup needs a model without normalization built for it; "
                              f"'{self.model}' is not one. Models that support fixup: "
                              f"{', '.join(supported)}")
@@ -332,7 +341,8 @@ class RunSpec(StrictModel):
             update={"data_dir": str(data_dir)})})
 
     def describe(self) -> str:
-        return f"{self.model_label} {self.act} {self.init} seed={self.seed}"
+        return describe_run(self.model, self.model_options, str(self.act), str(self.init),
+                            self.seed)
 
     @property
     def model_label(self) -> str:
@@ -349,6 +359,13 @@ class RunSpec(StrictModel):
                    "apply_to": None if c.apply_to == "both" else c.apply_to,
                    "seed": c.seed or None}
         return option_label(c.kind, {k: v for k, v in options.items() if v is not None})
+
+
+def describe_run(model: str, model_options: dict[str, Any], act: str, init: str,
+                 seed: int) -> str:
+    """``deep_cnn(depth=5) mish he_normal seed=2``: a run in one line (also for runs read
+    from a store without validating their spec)."""
+    return f"{option_label(model, model_options)} {act} {init} seed={seed}"
 
 
 def option_label(name: str, options: dict[str, Any]) -> str:

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
-err_console = Console(stderr=True)
+from actlab.cli.common import console, err_console
 
 ExecutorName = Literal["serial", "local", "ray"]
 COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -171,7 +169,7 @@ def write_report(db: Any, studies: list[str], out: Path | None, **options: Any) 
 def execute(study: Any, store_path: Path, execution: Execution, *, report: bool = False
             ) -> Any:
     """Run a study with a live progress display; returns the executor's summary."""
-    from actlab.data.loader import _load_cached
+    from actlab.data.loader import forget_loaded_datasets
     from actlab.study.executors import check_data
 
     threads = set_threads(execution.threads)
@@ -185,7 +183,7 @@ def execute(study: Any, store_path: Path, execution: Execution, *, report: bool 
     data_dir = str(execution.data_dir) if execution.data_dir else None
     check_data(specs, data_dir)
     if execution.executor != "serial":  # the workers load their own copies
-        _load_cached.cache_clear()
+        forget_loaded_datasets()
     # Reach the cluster before the store is touched: a wrong address changes nothing.
     started_ray = execution.executor == "ray" and _connect_ray(execution.address)
     try:
@@ -238,7 +236,7 @@ def _execute_with_store(study: Any, store_path: Path, execution: Execution, repo
             f"store {db.path}")
         if report:
             write_report(db, [study.name], None)
-        summary.runs = db.runs_frame(db.study_id(study.name))
+        summary.runs = db.study(study.name).records()
     if counts["failed"]:
         err_console.print(f"[red]{counts['failed']} run(s) failed[/]; see `actlab report "
                           f"{study.name}` for their errors, then fix and use --retry-failed.")

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from actlab.components import ComponentSpec, resolve_component
+from actlab.components import Component, ComponentSpec, resolve_component
 from actlab.registry import Registry
 
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
@@ -200,10 +200,11 @@ class ExpRange(Cyclical):
         return self.gamma ** iteration
 
 
-def resolve_schedule(value: str | Mapping[str, Any] | ComponentSpec) -> ComponentSpec:
+def resolve_schedule(value: str | Mapping[str, Any] | Component | ComponentSpec
+                     ) -> ComponentSpec:
     return resolve_component(SCHEDULES, value)
 
 
-def build_schedule(value: str | Mapping[str, Any] | ComponentSpec) -> Schedule:
+def build_schedule(value: str | Mapping[str, Any] | Component | ComponentSpec) -> Schedule:
     spec = resolve_schedule(value)
     return SCHEDULES.get(spec.name)(**spec.kwargs)

@@ -1,0 +1,256 @@
+"""What the component registries answer, remembered so that most commands need no torch.
+
+Validating a study (is ``leaky_relu(slope=0.3)`` an activation, what is its canonical
+label, does ``resnet20`` take 28x28 grey images?) and listing a registry only need a few
+answers from the registries of activations, initializers, models, datasets, schedules
+and corruptions. Those registries live in modules that import torch, which alone takes
+about two seconds; ``actlab plan``, ``actlab list`` and the store's readers should answer
+in a fraction of that (benchmarks/startup.py).
+
+Every answer is a pure function of the code, so the catalog asks the registries once
+per version of the code and keeps the answers (or the error message of a bad value) in
+``$ACTLAB_CACHE/catalog-<fingerprint>.json``. The fingerprint covers actlab's version,
+the size and modification time of each of its source files, and torch's version: an
+edit, an upgrade or another torch gives a new file. A question the file cannot answer
+imports the registries, is answered by them, and is added. Answers go through JSON in
+either case, so a process that asked the registries itself and one that read the file
+see the same values (docs/design.md, "The component catalog").
+
+The registries are found by module name (:data:`REGISTRIES`), as entry points are: the
+catalog sits below every component package and imports none of them until asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from actlab import __version__
+from actlab.paths import cache_root
+
+log = logging.getLogger(__name__)
+
+#: kind -> (module, registry attribute): where each registry lives.
+REGISTRIES: dict[str, tuple[str, str]] = {
+    "activation": ("actlab.activations", "ACTIVATIONS"),
+    "initializer": ("actlab.inits", "INITS"),
+    "model": ("actlab.models", "MODELS"),
+    "dataset": ("actlab.data", "DATASETS"),
+    "schedule": ("actlab.schedules", "SCHEDULES"),
+    "corruption": ("actlab.data.corrupt", "CORRUPTIONS"),
+}
+#: The registries ``actlab list NAME`` shows, by the name it takes.
+LISTED = {"activations": "activation", "inits": "initializer", "models": "model",
+          "datasets": "dataset", "schedules": "schedule"}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registry(kind: str) -> Any:
+    """The live registry of ``kind`` (imports its package, and with it torch)."""
+    module, attribute = REGISTRIES[kind]
+    return getattr(importlib.import_module(module), attribute)
+
+
+@functools.cache
+def fingerprint() -> str:
+    """A short hash of everything the answers depend on (see the module docstring),
+    computed once per process."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256(__version__.encode())
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        digest.update(importlib.metadata.version("torch").encode())
+    for path in sorted(root.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+class _Answers:
+    """The remembered answers of this process, backed by the catalog file."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.answers: dict[str, Any] = {}
+
+    def load(self) -> dict[str, Any]:
+        path = cache_root() / f"catalog-{fingerprint()}.json"
+        if path != self.path:  # first use, or the cache moved ($ACTLAB_CACHE in tests)
+            self.path, self.answers = path, self._read(path)
+        return self.answers
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def save(self) -> None:
+        """Merge with what other processes wrote meanwhile and replace the file
+        atomically; a cache that cannot be written only costs speed."""
+        assert self.path is not None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            merged = {**self._read(self.path), **self.answers}
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False,
+                                             prefix=".catalog-", suffix=".tmp") as handle:
+                json.dump(merged, handle, sort_keys=True)
+            os.replace(handle.name, self.path)
+            for stale in self.path.parent.glob("catalog-*.json"):
+                if stale != self.path:
+                    stale.unlink(missing_ok=True)
+        except OSError as exc:
+            log.debug("cannot write the component catalog %s: %s", self.path, exc)
+
+
+_answers = _Answers()
+
+
+def remembered(function: F) -> F:
+    """Answer from the catalog, asking ``function`` only the first time. ``function``
+    returns JSON-able values and raises ValueError for a bad question; both are kept."""
+
+    @functools.wraps(function)
+    def ask(*args: Any) -> Any:
+        key = json.dumps([function.__name__, *args], sort_keys=True, default=repr)
+        answers = _answers.load()
+        if key not in answers:
+            try:
+                answers[key] = {"value": json.loads(json.dumps(function(*args)))}
+            except ValueError as exc:
+                answers[key] = {"error": str(exc)}
+            _answers.save()
+        answer = answers[key]
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        return answer["value"]
+
+    return ask  # type: ignore[return-value]
+
+
+def _plain_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Unknown names (KeyError) and bad option types (TypeError) as ValueErrors with the
+    registry's message, so that the catalog can keep them."""
+
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+
+    return call
+
+
+# -- the questions -------------------------------------------------------------------------
+def listing(kind: str) -> list[dict[str, Any]]:
+    """Each entry of a listed registry: its name, aliases and a one-line description (the
+    reference it implements, else the first line of its docstring)."""
+    return listings()[kind]
+
+
+@remembered
+def listings() -> dict[str, list[dict[str, Any]]]:
+    """:func:`listing` of every listed registry, asked together (one import of torch)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for kind in LISTED.values():
+        live = registry(kind)
+        rows[kind] = []
+        for name in live:
+            entry = live.entry(name)
+            doc = (entry.factory.__doc__ or "").strip().splitlines()
+            rows[kind].append({"name": name, "aliases": list(entry.aliases),
+                               "description": str(entry.meta.get("reference", ""))
+                               or (doc[0] if doc else "")})
+    return rows
+
+
+@remembered
+@_plain_errors
+def canonical_name(kind: str, name: str) -> str:
+    """The registered name of ``name`` or one of its aliases (a ValueError listing the
+    valid names otherwise)."""
+    return registry(kind).canonical(name)
+
+
+@remembered
+@_plain_errors
+def component_label(kind: str, value: Any) -> str:
+    """The canonical label of a component written as text or a mapping
+    (``leaky_relu(slope=0.3)``): the name and the options that differ from their
+    defaults. The component is built once (activations for 4 channels) so that bad
+    option values, not only bad names, are errors here."""
+    import torch
+
+    from actlab.components import resolve_component
+
+    spec = resolve_component(registry(kind), value)
+    with torch.random.fork_rng(devices=[]):  # a random start must not shift any run
+        _build(kind, spec)
+    return spec.label
+
+
+def _build(kind: str, spec: Any) -> None:
+    if kind == "activation":
+        from actlab.activations import resolve_act
+
+        resolve_act(spec).build(4)
+    elif kind == "initializer":
+        from actlab.inits import resolve_init
+
+        resolve_init(spec).build()
+    elif kind == "schedule":
+        from actlab.schedules import build_schedule
+
+        build_schedule(spec)
+
+
+@remembered
+@_plain_errors
+def model_options(name: str) -> dict[str, Any]:
+    """The options of a registered model with their defaults."""
+    from actlab.models import model_options as options
+
+    return options(name)
+
+
+@remembered
+@_plain_errors
+def model_misfit(name: str, options: dict[str, Any], channels: int, image_size: int,
+                 num_classes: int) -> str | None:
+    """Why the model cannot take such inputs (None if it can), from a build on
+    PyTorch's meta device."""
+    from actlab.models.base import model_misfit as misfit
+
+    return misfit(name, json.dumps(options, sort_keys=True), channels, image_size,
+                  num_classes)
+
+
+@remembered
+@_plain_errors
+def fixup_models() -> list[str]:
+    """The models built for Fixup initialization (no normalization layers)."""
+    live = registry("model")
+    return [name for name in live if live.entry(name).meta.get("fixup")]
+
+
+@remembered
+@_plain_errors
+def dataset_shape(name: str, options: dict[str, Any]) -> list[int | None]:
+    """[channels, image size, classes] of a dataset with ``options``, as far as they are
+    known before loading it (None where only the data can tell)."""
+    from actlab.data import dataset_shape as shape_of
+
+    shape = shape_of(name, options)
+    return [shape.channels, shape.image_size, shape.num_classes]

@@ -1,0 +1,12 @@
+"""The ``actlab`` command line: one typer application whose commands live in three
+modules by concern: :mod:`~actlab.cli.run` (plan, run, train, lr-find),
+:mod:`~actlab.cli.store` (report, status, runs, export, delete) and
+:mod:`~actlab.cli.inspect` (list, models, data, theory). Every expected error (a bad
+study file, an unknown name, a missing dataset, an unusable store) is printed as one
+clear message with a non-zero exit status, never as a traceback.
+"""
+
+from actlab.cli import inspect, run, store  # noqa: F401  (registers the commands)
+from actlab.cli.common import app
+
+__all__ = ["app"]
