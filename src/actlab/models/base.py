@@ -122,39 +122,6 @@ def _hidden_functional_nonlinearities(model: nn.Module) -> list[str]:
 BUILD_ARGUMENTS = ("act", "num_classes", "in_channels", "image_size")
 
 
-def preset(factory: Callable[..., nn.Module], label: str,
-           defaults: Mapping[str, Any] | None = None, expose: tuple[str, ...] | None = None,
-           **fixed: Any) -> Callable[..., nn.Module]:
-    """A named variant of ``factory`` with some keywords fixed (``depth=20`` for resnet20)
-    and others given new defaults. ``expose`` limits the options a user may set (the rest
-    keep the factory's defaults), so that a variant cannot turn into another one.
-
-    The returned builder's signature lists exactly the options a user may set, so that
-    :func:`model_options` and ``actlab models show`` describe it.
-    """
-    defaults = dict(defaults or {})
-
-    @functools.wraps(factory)
-    def build(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-              **options: Any) -> nn.Module:
-        clash = sorted(set(options) & set(fixed))
-        if clash:
-            raise ValueError(f"{label} fixes {', '.join(clash)}; choose another model instead "
-                             "of overriding it")
-        return factory(act, num_classes, in_channels, image_size,
-                       **{**fixed, **defaults, **options})
-
-    parameters = [
-        p.replace(default=defaults.get(p.name, p.default))
-        for p in inspect.signature(factory).parameters.values()
-        if p.name not in fixed and p.name != "self"
-        and (expose is None or p.name in expose or p.name in BUILD_ARGUMENTS)
-    ]
-    build.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    build.__doc__ = factory.__doc__
-    return build
-
-
 def model_options(name: str) -> dict[str, Any]:
     """Option name -> default for a registered model (its keyword arguments)."""
     signature = inspect.signature(MODELS.get(name))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from actlab.activations import ActSpec
-from actlab.models.base import MODELS, preset
+from actlab.models.base import MODELS
 from actlab.models.layers import (
     check_dropout,
     check_image_size,
@@ -41,8 +41,8 @@ class AlexNet(nn.Module):
     2x2x256 features for 32x32 inputs, and ``hidden`` units (4096) in the classifier.
     """
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 hidden: int = 4096, dropout: float = 0.5, stem: str = "auto") -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 hidden: int, dropout: float, stem: str) -> None:
         super().__init__()
         check_positive("alexnet", hidden=hidden)
         check_dropout("alexnet", dropout)
@@ -163,9 +163,8 @@ class SqueezeNet(nn.Module):
     convolution and keeps the three 3x3/2 max-pools (32 -> 16 -> 8 -> 4).
     """
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 version: str = "1_0", dropout: float = 0.5, final_act: bool = True,
-                 stem: str = "auto") -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 version: str, dropout: float, final_act: bool, stem: str) -> None:
         super().__init__()
         if version not in SQUEEZENET_CONFIGS:
             raise ValueError(f"squeezenet version must be one of "
@@ -199,9 +198,37 @@ class SqueezeNet(nn.Module):
         return self.classifier(self.features(x)).flatten(1)
 
 
-MODELS.add("alexnet", AlexNet, family="plain", reference="Krizhevsky et al. 2012")
-MODELS.add("vgg11", preset(VGG, "vgg11", depth=11), family="plain",
-           reference="Simonyan & Zisserman 2015")
-MODELS.add("vgg16", preset(VGG, "vgg16", depth=16), family="plain",
-           reference="Simonyan & Zisserman 2015")
-MODELS.add("squeezenet", SqueezeNet, family="plain", reference="Iandola et al. 2016")
+@MODELS.register("alexnet", family="plain", reference="Krizhevsky et al. 2012")
+def alexnet(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+            hidden: int = 4096, dropout: float = 0.5, stem: str = "auto") -> AlexNet:
+    """AlexNet, single-tower; the CIFAR layout below 64 px (``stem``: auto)."""
+    return AlexNet(act, num_classes, in_channels, image_size, hidden=hidden, dropout=dropout,
+                   stem=stem)
+
+
+@MODELS.register("squeezenet", family="plain", reference="Iandola et al. 2016")
+def squeezenet(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+               version: str = "1_0", dropout: float = 0.5, final_act: bool = True,
+               stem: str = "auto") -> SqueezeNet:
+    """SqueezeNet 1.0 or 1.1 (``version``); ``final_act=False`` leaves out the activation
+    after the classifier convolution."""
+    return SqueezeNet(act, num_classes, in_channels, image_size, version=version,
+                      dropout=dropout, final_act=final_act, stem=stem)
+
+
+@MODELS.register("vgg11", family="plain", reference="Simonyan & Zisserman 2015")
+def vgg11(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+          batchnorm: bool = True, width: int = 64, hidden: int = 4096, dropout: float = 0.5,
+          stem: str = "auto") -> VGG:
+    """VGG-11 (configuration A), with BN by default."""
+    return VGG(act, num_classes, in_channels, image_size, depth=11, batchnorm=batchnorm,
+               width=width, hidden=hidden, dropout=dropout, stem=stem)
+
+
+@MODELS.register("vgg16", family="plain", reference="Simonyan & Zisserman 2015")
+def vgg16(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+          batchnorm: bool = True, width: int = 64, hidden: int = 4096, dropout: float = 0.5,
+          stem: str = "auto") -> VGG:
+    """VGG-16 (configuration D), with BN by default."""
+    return VGG(act, num_classes, in_channels, image_size, depth=16, batchnorm=batchnorm,
+               width=width, hidden=hidden, dropout=dropout, stem=stem)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from actlab.activations import ActSpec
-from actlab.models.base import MODELS, preset
+from actlab.models.base import MODELS
 from actlab.models.layers import (
     check_dropout,
     check_image_size,
@@ -92,5 +92,11 @@ class DenseNet(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-MODELS.add("densenet121", preset(DenseNet, "densenet121", blocks=(6, 12, 24, 16)),
-           family="densenet", reference="Huang et al. 2017")
+@MODELS.register("densenet121", family="densenet", reference="Huang et al. 2017")
+def densenet121(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+                growth_rate: int = 32, bn_size: int = 4, compression: float = 0.5,
+                dropout: float = 0.0, stem: str = "auto") -> DenseNet:
+    """DenseNet-121 (BC): dense blocks of 6, 12, 24 and 16 layers."""
+    return DenseNet(act, num_classes, in_channels, image_size, growth_rate=growth_rate,
+                    blocks=(6, 12, 24, 16), bn_size=bn_size, compression=compression,
+                    dropout=dropout, stem=stem)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from actlab.activations import ActSpec
-from actlab.models.base import MODELS, preset
+from actlab.models.base import MODELS
 from actlab.models.layers import check_image_size, check_positive, resolve_stem
 from actlab.models.resnet import PadShortcut
 
@@ -134,12 +134,42 @@ def build_fixup_cifar(act: ActSpec, num_classes: int, in_channels: int, image_si
                        layers=((depth - 2) // 6,) * 3, width=width)
 
 
-FIXUP_REFERENCE = "Zhang, Dauphin & Ma 2019, Fixup initialization"
-for _depth in (20, 32, 44, 56):
-    MODELS.add(f"fixup_resnet{_depth}",
-               preset(build_fixup_cifar, f"fixup_resnet{_depth}", depth=_depth),
-               fixup=True, family="resnet", reference=FIXUP_REFERENCE)
-MODELS.add("fixup_resnet18",
-           preset(FixupResNet, "fixup_resnet18", layers=(2, 2, 2, 2),
-                  defaults={"width": 64, "projection": True, "stem": "auto"}),
-           fixup=True, family="resnet", reference=FIXUP_REFERENCE)
+FIXUP = "Zhang, Dauphin & Ma 2019, Fixup initialization"
+
+
+@MODELS.register("fixup_resnet20", fixup=True, family="resnet", reference=FIXUP)
+def fixup_resnet20(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                   width: int = 16) -> FixupResNet:
+    """CIFAR ResNet-20 without normalization, for Fixup: 3 stages of 3 basic blocks."""
+    return build_fixup_cifar(act, num_classes, in_channels, image_size, depth=20, width=width)
+
+
+@MODELS.register("fixup_resnet32", fixup=True, family="resnet", reference=FIXUP)
+def fixup_resnet32(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                   width: int = 16) -> FixupResNet:
+    """CIFAR ResNet-32 without normalization, for Fixup: 3 stages of 5 basic blocks."""
+    return build_fixup_cifar(act, num_classes, in_channels, image_size, depth=32, width=width)
+
+
+@MODELS.register("fixup_resnet44", fixup=True, family="resnet", reference=FIXUP)
+def fixup_resnet44(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                   width: int = 16) -> FixupResNet:
+    """CIFAR ResNet-44 without normalization, for Fixup: 3 stages of 7 basic blocks."""
+    return build_fixup_cifar(act, num_classes, in_channels, image_size, depth=44, width=width)
+
+
+@MODELS.register("fixup_resnet56", fixup=True, family="resnet", reference=FIXUP)
+def fixup_resnet56(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                   width: int = 16) -> FixupResNet:
+    """CIFAR ResNet-56 without normalization, for Fixup: 3 stages of 9 basic blocks."""
+    return build_fixup_cifar(act, num_classes, in_channels, image_size, depth=56, width=width)
+
+
+@MODELS.register("fixup_resnet18", fixup=True, family="resnet", reference=FIXUP)
+def fixup_resnet18(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                   width: int = 64, projection: bool = True, stem: str = "auto"
+                   ) -> FixupResNet:
+    """ResNet-18 without normalization, for Fixup: 4 stages of 2 basic blocks, 1x1
+    projection shortcuts, the ImageNet stem for large inputs."""
+    return FixupResNet(act, num_classes, in_channels, image_size, layers=(2, 2, 2, 2),
+                       width=width, projection=projection, stem=stem)

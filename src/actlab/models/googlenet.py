@@ -58,8 +58,8 @@ class Inception(nn.Module):
 class GoogLeNet(nn.Module):
     """Inception v1: stem, 3a 3b, pool, 4a-4e, pool, 5a 5b, global pool, dropout, linear."""
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 dropout: float = 0.2, stem: str = "auto") -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 dropout: float, stem: str) -> None:
         super().__init__()
         check_dropout("googlenet", dropout)
         stem = resolve_stem("googlenet", stem, image_size)
@@ -92,5 +92,9 @@ class GoogLeNet(nn.Module):
         return self.fc(self.dropout(self.pool(out).flatten(1)))
 
 
-MODELS.add("googlenet", GoogLeNet, aliases=("inception_v1",), family="inception",
-           reference="Szegedy et al. 2015")
+@MODELS.register("googlenet", aliases=("inception_v1",), family="inception",
+                 reference="Szegedy et al. 2015")
+def googlenet(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+              dropout: float = 0.2, stem: str = "auto") -> GoogLeNet:
+    """GoogLeNet (Inception v1) without the auxiliary classifiers."""
+    return GoogLeNet(act, num_classes, in_channels, image_size, dropout=dropout, stem=stem)

@@ -60,8 +60,8 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     """MobileNetV2 with width multiplier ``width_mult`` and classifier dropout."""
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 width_mult: float = 1.0, dropout: float = 0.2, stem: str = "auto") -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 width_mult: float, dropout: float, stem: str) -> None:
         super().__init__()
         check_positive("mobilenetv2", width_mult=width_mult)
         check_dropout("mobilenetv2", dropout)
@@ -89,5 +89,12 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
-MODELS.add("mobilenetv2", MobileNetV2, aliases=("mobilenet_v2",), family="mobilenet",
-           reference="Sandler et al. 2018")
+@MODELS.register("mobilenetv2", aliases=("mobilenet_v2",), family="mobilenet",
+                 reference="Sandler et al. 2018")
+def mobilenetv2(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+                width_mult: float = 1.0, dropout: float = 0.2, stem: str = "auto"
+                ) -> MobileNetV2:
+    """MobileNetV2: inverted residual blocks with linear bottlenecks; ``width_mult``
+    scales every layer's channels."""
+    return MobileNetV2(act, num_classes, in_channels, image_size, width_mult=width_mult,
+                       dropout=dropout, stem=stem)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from actlab.activations import ActSpec
-from actlab.models.base import MODELS, preset
+from actlab.models.base import MODELS
 from actlab.models.layers import (
     SqueezeExcite,
     check_dropout,
@@ -227,25 +227,6 @@ class ResNet(nn.Module):
         return self.fc(self.dropout(self.pool(out).flatten(1)))
 
 
-def _cifar_resnet(depth: int) -> dict:
-    return {"block": "basic", "layers": ((depth - 2) // 6,) * 3}
-
-
-def _wrn(depth: int) -> dict:
-    return {"block": "preact", "layers": ((depth - 4) // 6,) * 3}
-
-
-def build_wrn(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
-              depth: int = 16, widen: int = 4, dropout: float = 0.0) -> ResNet:
-    """WRN-depth-widen (Zagoruyko & Komodakis 2016): pre-activation basic blocks, widths
-    16k, 32k, 64k, a 16-channel stem, dropout between the convolutions of each block."""
-    if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"wrn depth must be 6n + 4 (10, 16, 22, 28, 40, ...), got {depth}")
-    return ResNet(act, num_classes, in_channels, image_size, name=f"wrn{depth}_{widen}",
-                  **_wrn(depth), width=16, widen=widen, stem_width=16, stem="cifar",
-                  block_dropout=dropout)
-
-
 def build_cifar_resnet(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
                        depth: int = 20, width: int = 16, shortcut: str = "A") -> ResNet:
     """CIFAR ResNet of depth 6n + 2 (He et al. 2016, section 4.2): 3x3 stem with 16
@@ -254,39 +235,175 @@ def build_cifar_resnet(act: ActSpec, num_classes: int, in_channels: int, image_s
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"CIFAR resnet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
     return ResNet(act, num_classes, in_channels, image_size, name=f"resnet{depth}",
-                  **_cifar_resnet(depth), width=width, stem="cifar", shortcut=shortcut)
+                  block="basic", layers=((depth - 2) // 6,) * 3, width=width, stem="cifar",
+                  shortcut=shortcut)
 
 
-RESNET_REFERENCE = "He et al. 2016, Deep residual learning for image recognition"
-for _depth in (20, 32, 44, 56, 110):
-    MODELS.add(f"resnet{_depth}", preset(build_cifar_resnet, f"resnet{_depth}", depth=_depth),
-               family="resnet", reference=RESNET_REFERENCE)
-# The ImageNet-family presets expose width, stem and dropout (se_resnet18 also the SE
-# reduction); block type, depth, shortcut and stem style define the variant.
-IMAGENET_FAMILY_OPTIONS = ("width", "stem", "dropout")
-for _name, _block, _layers, _extra, _reference in (
-    ("resnet18", "basic", (2, 2, 2, 2), {}, RESNET_REFERENCE),
-    ("resnet34", "basic", (3, 4, 6, 3), {}, RESNET_REFERENCE),
-    ("resnet50", "bottleneck", (3, 4, 6, 3), {}, RESNET_REFERENCE),
-    ("preact_resnet18", "preact", (2, 2, 2, 2), {},
-     "He et al. 2016, Identity mappings in deep residual networks"),
-    ("xresnet18", "basic", (2, 2, 2, 2), {"deep_stem": True, "shortcut": "D"},
-     "He et al. 2019, Bag of tricks (ResNet-C/D)"),
-    ("xresnet34", "basic", (3, 4, 6, 3), {"deep_stem": True, "shortcut": "D"},
-     "He et al. 2019, Bag of tricks (ResNet-C/D)"),
-    ("xresnet50", "bottleneck", (3, 4, 6, 3), {"deep_stem": True, "shortcut": "D"},
-     "He et al. 2019, Bag of tricks (ResNet-C/D)"),
-):
-    MODELS.add(_name, preset(ResNet, _name, expose=IMAGENET_FAMILY_OPTIONS, name=_name,
-                             block=_block, layers=_layers, **_extra),
-               family="resnet", reference=_reference)
-MODELS.add("se_resnet18", preset(ResNet, "se_resnet18", defaults={"se_reduction": 16},
-                                 expose=(*IMAGENET_FAMILY_OPTIONS, "se_reduction"),
-                                 name="se_resnet18", block="basic", layers=(2, 2, 2, 2)),
-           family="resnet", reference="Hu et al. 2018, Squeeze-and-excitation networks")
-MODELS.add("wrn", build_wrn, family="resnet",
-           reference="Zagoruyko & Komodakis 2016, Wide residual networks")
-for _depth, _widen in ((16, 4), (16, 8), (22, 8), (28, 10), (40, 4)):
-    MODELS.add(f"wrn{_depth}_{_widen}",
-               preset(build_wrn, f"wrn{_depth}_{_widen}", depth=_depth, widen=_widen),
-               family="resnet", reference="Zagoruyko & Komodakis 2016, Wide residual networks")
+RESNET = "He et al. 2016, Deep residual learning for image recognition"
+PREACT = "He et al. 2016, Identity mappings in deep residual networks"
+TRICKS = "He et al. 2019, Bag of tricks (ResNet-C/D)"
+SE = "Hu et al. 2018, Squeeze-and-excitation networks"
+WIDE = "Zagoruyko & Komodakis 2016, Wide residual networks"
+
+
+# -- CIFAR ResNets (He et al. 2016, section 4.2): depth 6n + 2, option-A shortcuts ---------
+@MODELS.register("resnet20", family="resnet", reference=RESNET)
+def resnet20(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 16, shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-20: three stages of 3 basic blocks (0.27 M parameters)."""
+    return build_cifar_resnet(act, num_classes, in_channels, image_size, depth=20,
+                              width=width, shortcut=shortcut)
+
+
+@MODELS.register("resnet32", family="resnet", reference=RESNET)
+def resnet32(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 16, shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-32: three stages of 5 basic blocks (0.46 M parameters)."""
+    return build_cifar_resnet(act, num_classes, in_channels, image_size, depth=32,
+                              width=width, shortcut=shortcut)
+
+
+@MODELS.register("resnet44", family="resnet", reference=RESNET)
+def resnet44(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 16, shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-44: three stages of 7 basic blocks (0.66 M parameters)."""
+    return build_cifar_resnet(act, num_classes, in_channels, image_size, depth=44,
+                              width=width, shortcut=shortcut)
+
+
+@MODELS.register("resnet56", family="resnet", reference=RESNET)
+def resnet56(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 16, shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-56: three stages of 9 basic blocks (0.85 M parameters)."""
+    return build_cifar_resnet(act, num_classes, in_channels, image_size, depth=56,
+                              width=width, shortcut=shortcut)
+
+
+@MODELS.register("resnet110", family="resnet", reference=RESNET)
+def resnet110(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+              width: int = 16, shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-110: three stages of 18 basic blocks (1.7 M parameters)."""
+    return build_cifar_resnet(act, num_classes, in_channels, image_size, depth=110,
+                              width=width, shortcut=shortcut)
+
+
+# -- the ImageNet family: block type, depth, shortcut and stem style make the variant; ----
+# -- width, stem (auto: ImageNet stem from 128 px on) and dropout are options --------------
+@MODELS.register("resnet18", family="resnet", reference=RESNET)
+def resnet18(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """ResNet-18: basic blocks (2, 2, 2, 2), 1x1 projection shortcuts."""
+    return ResNet(act, num_classes, in_channels, image_size, name="resnet18", block="basic",
+                  layers=(2, 2, 2, 2), width=width, stem=stem, dropout=dropout)
+
+
+@MODELS.register("resnet34", family="resnet", reference=RESNET)
+def resnet34(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """ResNet-34: basic blocks (3, 4, 6, 3), 1x1 projection shortcuts."""
+    return ResNet(act, num_classes, in_channels, image_size, name="resnet34", block="basic",
+                  layers=(3, 4, 6, 3), width=width, stem=stem, dropout=dropout)
+
+
+@MODELS.register("resnet50", family="resnet", reference=RESNET)
+def resnet50(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """ResNet-50: bottleneck blocks (3, 4, 6, 3), striding in the 3x3 convolution."""
+    return ResNet(act, num_classes, in_channels, image_size, name="resnet50",
+                  block="bottleneck", layers=(3, 4, 6, 3), width=width, stem=stem,
+                  dropout=dropout)
+
+
+@MODELS.register("preact_resnet18", family="resnet", reference=PREACT)
+def preact_resnet18(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                    width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """Pre-activation ResNet-18: BN - act - conv blocks (2, 2, 2, 2)."""
+    return ResNet(act, num_classes, in_channels, image_size, name="preact_resnet18",
+                  block="preact", layers=(2, 2, 2, 2), width=width, stem=stem,
+                  dropout=dropout)
+
+
+@MODELS.register("xresnet18", family="resnet", reference=TRICKS)
+def xresnet18(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+              width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """ResNet-18 with the deep stem (ResNet-C) and average-pool shortcuts (ResNet-D)."""
+    return ResNet(act, num_classes, in_channels, image_size, name="xresnet18",
+                  block="basic", layers=(2, 2, 2, 2), width=width, stem=stem,
+                  deep_stem=True, shortcut="D", dropout=dropout)
+
+
+@MODELS.register("xresnet34", family="resnet", reference=TRICKS)
+def xresnet34(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+              width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """ResNet-34 with the deep stem (ResNet-C) and average-pool shortcuts (ResNet-D)."""
+    return ResNet(act, num_classes, in_channels, image_size, name="xresnet34",
+                  block="basic", layers=(3, 4, 6, 3), width=width, stem=stem,
+                  deep_stem=True, shortcut="D", dropout=dropout)
+
+
+@MODELS.register("xresnet50", family="resnet", reference=TRICKS)
+def xresnet50(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+              width: int = 64, stem: str = "auto", dropout: float = 0.0) -> ResNet:
+    """ResNet-50 with the deep stem (ResNet-C) and average-pool shortcuts (ResNet-D)."""
+    return ResNet(act, num_classes, in_channels, image_size, name="xresnet50",
+                  block="bottleneck", layers=(3, 4, 6, 3), width=width, stem=stem,
+                  deep_stem=True, shortcut="D", dropout=dropout)
+
+
+@MODELS.register("se_resnet18", family="resnet", reference=SE)
+def se_resnet18(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                width: int = 64, stem: str = "auto", se_reduction: int = 16,
+                dropout: float = 0.0) -> ResNet:
+    """ResNet-18 with a squeeze-and-excitation block (reduction ``se_reduction``, a
+    sigmoid gate fixed by the architecture) before each addition."""
+    return ResNet(act, num_classes, in_channels, image_size, name="se_resnet18",
+                  block="basic", layers=(2, 2, 2, 2), width=width, stem=stem,
+                  se_reduction=se_reduction, dropout=dropout)
+
+
+# -- wide ResNets: WRN-depth-widen -------------------------------------------------------
+@MODELS.register("wrn", family="resnet", reference=WIDE)
+def wrn(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+        depth: int = 16, widen: int = 4, dropout: float = 0.0) -> ResNet:
+    """WRN-depth-widen (Zagoruyko & Komodakis 2016): pre-activation basic blocks, widths
+    16k, 32k, 64k, a 16-channel stem, dropout between the convolutions of each block."""
+    if depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"wrn depth must be 6n + 4 (10, 16, 22, 28, 40, ...), got {depth}")
+    return ResNet(act, num_classes, in_channels, image_size, name=f"wrn{depth}_{widen}",
+                  block="preact", layers=((depth - 4) // 6,) * 3, width=16, widen=widen,
+                  stem_width=16, stem="cifar", block_dropout=dropout)
+
+
+@MODELS.register("wrn16_4", family="resnet", reference=WIDE)
+def wrn16_4(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+            dropout: float = 0.0) -> ResNet:
+    """WRN-16-4 (2.7 M parameters)."""
+    return wrn(act, num_classes, in_channels, image_size, depth=16, widen=4, dropout=dropout)
+
+
+@MODELS.register("wrn16_8", family="resnet", reference=WIDE)
+def wrn16_8(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+            dropout: float = 0.0) -> ResNet:
+    """WRN-16-8 (11 M parameters)."""
+    return wrn(act, num_classes, in_channels, image_size, depth=16, widen=8, dropout=dropout)
+
+
+@MODELS.register("wrn22_8", family="resnet", reference=WIDE)
+def wrn22_8(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+            dropout: float = 0.0) -> ResNet:
+    """WRN-22-8 (17 M parameters)."""
+    return wrn(act, num_classes, in_channels, image_size, depth=22, widen=8, dropout=dropout)
+
+
+@MODELS.register("wrn28_10", family="resnet", reference=WIDE)
+def wrn28_10(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+             dropout: float = 0.0) -> ResNet:
+    """WRN-28-10 (36.5 M parameters)."""
+    return wrn(act, num_classes, in_channels, image_size, depth=28, widen=10, dropout=dropout)
+
+
+@MODELS.register("wrn40_4", family="resnet", reference=WIDE)
+def wrn40_4(act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+            dropout: float = 0.0) -> ResNet:
+    """WRN-40-4 (8.9 M parameters)."""
+    return wrn(act, num_classes, in_channels, image_size, depth=40, widen=4, dropout=dropout)

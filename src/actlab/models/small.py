@@ -21,8 +21,8 @@ class LeNet5(nn.Module):
     gives the paper's subsampling, without its trainable coefficients).
     """
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 pool: str = "max") -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 pool: str) -> None:
         super().__init__()
         check_image_size("lenet5", image_size, 28)
         if pool not in ("max", "avg"):
@@ -48,13 +48,13 @@ class LeNet5(nn.Module):
 class SimpleCNN(nn.Module):
     """Three conv blocks (conv3x3 - act - maxpool2) and two fully connected layers.
 
-    The network of the activation-function tutorial study (GUIDE section 5): widths
+    The network of the activation-function tutorial study (docs/studies.md): widths
     ``width, 2*width, 4*width`` (32, 64, 128 by default) and a hidden layer of ``hidden``
     units before the classifier, with optional dropout before it.
     """
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 width: int = 32, hidden: int = 256, dropout: float = 0.0) -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 width: int, hidden: int, dropout: float) -> None:
         super().__init__()
         check_image_size("simple_cnn", image_size, 8)
         check_positive("simple_cnn", width=width, hidden=hidden)
@@ -80,7 +80,7 @@ class SimpleCNN(nn.Module):
 class DeepCNN(nn.Module):
     """A plain CNN of ``depth`` 3x3 convolutions of ``width`` filters and one linear classifier.
 
-    The network of the He-initialization depth study (GUIDE section 5, after He et al.
+    The network of the He-initialization depth study (docs/studies.md, after He et al.
     2015, "Delving deep into rectifiers"): BatchNorm after every conv but the first
     (``batchnorm=False`` removes them all, ``batchnorm_first=True`` adds the first), the
     activation after each conv (after its BN) and a 2x2 max-pool after every
@@ -88,9 +88,9 @@ class DeepCNN(nn.Module):
     32x32 inputs pools five times (32 -> 1) and skips the sixth.
     """
 
-    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int,
-                 depth: int = 5, width: int = 32, batchnorm: bool = True,
-                 batchnorm_first: bool = False, pool_every: int = 2) -> None:
+    def __init__(self, act: ActSpec, num_classes: int, in_channels: int, image_size: int, *,
+                 depth: int, width: int, batchnorm: bool, batchnorm_first: bool,
+                 pool_every: int) -> None:
         super().__init__()
         check_positive("deep_cnn", depth=depth, width=width, pool_every=pool_every)
         check_image_size("deep_cnn", image_size, 4)
@@ -115,9 +115,30 @@ class DeepCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-MODELS.add("lenet5", LeNet5, aliases=("lenet", "lenet-5"), family="plain",
-           reference="LeCun et al. 1998")
-MODELS.add("simple_cnn", SimpleCNN, aliases=("simplecnn",), family="plain",
-           reference="the AF tutorial study (GUIDE section 5)")
-MODELS.add("deep_cnn", DeepCNN, aliases=("plain_cnn",), family="plain",
-           reference="He et al. 2015 depth study setup (GUIDE section 5)")
+@MODELS.register("lenet5", aliases=("lenet", "lenet-5"), family="plain",
+                 reference="LeCun et al. 1998")
+def lenet5(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+           pool: str = "max") -> LeNet5:
+    """LeNet-5 (LeCun et al. 1998): two 5x5 convolutions and three fully connected
+    layers; ``pool`` max or avg."""
+    return LeNet5(act, num_classes, in_channels, image_size, pool=pool)
+
+
+@MODELS.register("simple_cnn", aliases=("simplecnn",), family="plain",
+                 reference="the AF tutorial study (docs/studies.md)")
+def simple_cnn(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+               width: int = 32, hidden: int = 256, dropout: float = 0.0) -> SimpleCNN:
+    """Three 3x3 convolutions with pooling and two fully connected layers."""
+    return SimpleCNN(act, num_classes, in_channels, image_size, width=width, hidden=hidden,
+                     dropout=dropout)
+
+
+@MODELS.register("deep_cnn", aliases=("plain_cnn",), family="plain",
+                 reference="He et al. 2015 depth study setup (docs/studies.md)")
+def deep_cnn(act: ActSpec, num_classes: int, in_channels: int, image_size: int,
+             depth: int = 5, width: int = 32, batchnorm: bool = True,
+             batchnorm_first: bool = False, pool_every: int = 2) -> DeepCNN:
+    """A plain (non-residual) CNN of ``depth`` 3x3 convolutions, for depth studies."""
+    return DeepCNN(act, num_classes, in_channels, image_size, depth=depth, width=width,
+                   batchnorm=batchnorm, batchnorm_first=batchnorm_first,
+                   pool_every=pool_every)
