@@ -16,8 +16,9 @@ imports the registries, is answered by them, and is added. Answers go through JS
 either case, so a process that asked the registries itself and one that read the file
 see the same values (docs/design.md, "The component catalog").
 
-The registries are found by module name (:data:`REGISTRIES`), as entry points are: the
-catalog sits below every component package and imports none of them until asked.
+The registries and the functions that answer are found by name (:data:`SOURCES`), as
+entry points are: the catalog sits below every component package and imports none of
+them until a question needs it.
 """
 
 from __future__ import annotations
@@ -36,18 +37,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from actlab import __version__
+from actlab.components import resolve_component
 from actlab.paths import cache_root
 
 log = logging.getLogger(__name__)
 
-#: kind -> (module, registry attribute): where each registry lives.
-REGISTRIES: dict[str, tuple[str, str]] = {
-    "activation": ("actlab.activations", "ACTIVATIONS"),
-    "initializer": ("actlab.inits", "INITS"),
-    "model": ("actlab.models", "MODELS"),
-    "dataset": ("actlab.data", "DATASETS"),
-    "schedule": ("actlab.schedules", "SCHEDULES"),
-    "corruption": ("actlab.data.corrupt", "CORRUPTIONS"),
+#: Where each registry and each answering function lives ("module:attribute").
+SOURCES: dict[str, str] = {
+    "activation": "actlab.activations:ACTIVATIONS",
+    "initializer": "actlab.inits:INITS",
+    "model": "actlab.models:MODELS",
+    "dataset": "actlab.data:DATASETS",
+    "schedule": "actlab.schedules:SCHEDULES",
+    "corruption": "actlab.data.corrupt:CORRUPTIONS",
+    # Building a resolved component once, so that bad option values fail at plan time.
+    "build activation": "actlab.activations:build_activation",
+    "build initializer": "actlab.inits:build_init",
+    "build schedule": "actlab.schedules:build_schedule",
+    "model options": "actlab.models:model_options",
+    "model misfit": "actlab.models:model_misfit",
+    "dataset shape": "actlab.data:dataset_shape",
 }
 #: The registries ``actlab list NAME`` shows, by the name it takes.
 LISTED = {"activations": "activation", "inits": "initializer", "models": "model",
@@ -56,10 +65,15 @@ LISTED = {"activations": "activation", "inits": "initializer", "models": "model"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def registry(kind: str) -> Any:
-    """The live registry of ``kind`` (imports its package, and with it torch)."""
-    module, attribute = REGISTRIES[kind]
+def source(name: str) -> Any:
+    """The object :data:`SOURCES` names (imports its package, and with it torch)."""
+    module, attribute = SOURCES[name].split(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def registry(kind: str) -> Any:
+    """The live registry of ``kind``."""
+    return source(kind)
 
 
 @functools.cache
@@ -193,36 +207,18 @@ def component_label(kind: str, value: Any) -> str:
     option values, not only bad names, are errors here."""
     import torch
 
-    from actlab.components import resolve_component
-
     spec = resolve_component(registry(kind), value)
+    build = source(f"build {kind}")
     with torch.random.fork_rng(devices=[]):  # a random start must not shift any run
-        _build(kind, spec)
+        build(spec, 4) if kind == "activation" else build(spec)  # 4 channels
     return spec.label
-
-
-def _build(kind: str, spec: Any) -> None:
-    if kind == "activation":
-        from actlab.activations import resolve_act
-
-        resolve_act(spec).build(4)
-    elif kind == "initializer":
-        from actlab.inits import resolve_init
-
-        resolve_init(spec).build()
-    elif kind == "schedule":
-        from actlab.schedules import build_schedule
-
-        build_schedule(spec)
 
 
 @remembered
 @_plain_errors
 def model_options(name: str) -> dict[str, Any]:
     """The options of a registered model with their defaults."""
-    from actlab.models import model_options as options
-
-    return options(name)
+    return source("model options")(name)
 
 
 @remembered
@@ -231,10 +227,8 @@ def model_misfit(name: str, options: dict[str, Any], channels: int, image_size: 
                  num_classes: int) -> str | None:
     """Why the model cannot take such inputs (None if it can), from a build on
     PyTorch's meta device."""
-    from actlab.models.base import model_misfit as misfit
-
-    return misfit(name, json.dumps(options, sort_keys=True), channels, image_size,
-                  num_classes)
+    return source("model misfit")(name, json.dumps(options, sort_keys=True), channels,
+                                  image_size, num_classes)
 
 
 @remembered
@@ -250,7 +244,5 @@ def fixup_models() -> list[str]:
 def dataset_shape(name: str, options: dict[str, Any]) -> list[int | None]:
     """[channels, image size, classes] of a dataset with ``options``, as far as they are
     known before loading it (None where only the data can tell)."""
-    from actlab.data import dataset_shape as shape_of
-
-    shape = shape_of(name, options)
+    shape = source("dataset shape")(name, options)
     return [shape.channels, shape.image_size, shape.num_classes]

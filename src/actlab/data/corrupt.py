@@ -6,7 +6,7 @@ returns uint8 images of the same shape, and is deterministic given the generator
 - ``shot_noise_psi`` (alias ``psi``): Poisson (photon-count) noise with peak ``psi``,
   y = Poisson(psi * x) / psi for x in [0, 1], clipped; lower psi is noisier. The study
   that motivates it (psi8, psi16, psi32, psi64) did not publish its recipe; this is
-  actlab's definition (GUIDE section 3).
+  actlab's definition (docs/data.md).
 - CIFAR-10-C style (Hendrycks & Dietterich 2019, "Benchmarking neural network robustness
   to common corruptions and perturbations"), severities 1-5 with the parameters of the
   CIFAR-10-C generation code: gaussian_noise, shot_noise, impulse_noise, gaussian_blur,

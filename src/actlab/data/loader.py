@@ -2,7 +2,8 @@
 
 Images stay uint8 on the training device; each batch is gathered by index and
 normalized in one fused multiply-add, so there is no per-sample Python work at all
-(GUIDE section 7: per-sample transforms dominate the cost of small 32x32 models).
+(per-sample transforms dominate the cost of small 32x32 models: BENCHMARKS.md,
+"input pipeline").
 """
 
 from __future__ import annotations

@@ -108,6 +108,11 @@ def resolve_init(value: str | Mapping[str, Any] | Component | InitSpec) -> InitS
     return InitSpec(resolve_component(INITS, value))
 
 
+def build_init(value: str | Mapping[str, Any] | Component | InitSpec) -> Initializer:
+    """Shortcut: resolve ``value`` and build the initializer."""
+    return resolve_init(value).build()
+
+
 def apply_init(
     model: nn.Module,
     init: str | Mapping[str, Any] | InitSpec,

@@ -15,6 +15,7 @@ from actlab.models.base import (
     activation_sites,
     build_model,
     count_parameters,
+    model_misfit,
     model_options,
     verify_activations,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "activation_sites",
     "build_model",
     "count_parameters",
+    "model_misfit",
     "model_options",
     "verify_activations",
 ]

@@ -1,6 +1,6 @@
 """Mean-field signal propagation in wide random networks (Poole et al. 2016, "Exponential
 expressivity in deep neural networks through transient chaos"; Schoenholz et al. 2017,
-"Deep Information Propagation"), as in GUIDE §3.
+"Deep Information Propagation"); docs/theory.md shows what actlab draws from it.
 
 With weights W ~ N(0, sw²/fan_in) and biases b ~ N(0, sb²), the pre-activation variance
 of layer l follows the variance map

@@ -1,4 +1,4 @@
-"""Empirical signal propagation at initialization (GUIDE §3): push a batch of N(0, 1)
+"""Empirical signal propagation at initialization (docs/theory.md): push a batch of N(0, 1)
 inputs through a plain deep network at init and record, per layer, the variance of the
 pre-activations on the way forward and the norm of the weight gradients on the way back.
 This shows vanishing and exploding directly: the naive N(0, 1) init multiplies the

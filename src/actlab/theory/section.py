@@ -40,7 +40,7 @@ def theory_section(report: Report, writer: ReportWriter) -> list[Section]:
     section = Section("Theory")
     section.paragraphs.append(
         "What theory says about this study's activations and initializers, computed "
-        "without training (GUIDE §3; `actlab theory` draws the same for any set).")
+        "without training (docs/theory.md; `actlab theory` draws the same for any set).")
     section.add(writer.table("theory-catalog", "Activation catalog",
                              "Declared properties; f(0), f'(0); moments over z ~ N(0, 1); "
                              "matched and PyTorch gains; forward+backward time relative to "
