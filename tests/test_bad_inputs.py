@@ -132,35 +132,3 @@ def test_bad_command_lines(tmp_path, store, args: list[str], message: str) -> No
     assert snapshot(store) == before
 
 
-@pytest.mark.parametrize("limit_kb", [48, 300])
-def test_a_full_disk_is_a_clear_error_and_the_study_resumes(tmp_path, limit_kb: int) -> None:
-    """A file-size limit makes every write past it fail as on a full disk: at 48 KiB the
-    store cannot even be created, at 300 KiB it fills up part-way through the study."""
-    import os
-    import resource
-    import signal
-    import subprocess
-    import sys
-
-    study = tmp_path / "t.yaml"
-    study.write_text(TINY_STUDY.format(name="full", epochs=2))
-    command = [sys.executable, "-m", "actlab.cli", "run", str(study), "--store",
-               str(tmp_path / "a.db"), "--threads", "1"]
-
-    def small_disk() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write, not a killed process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kb * 1024, limit_kb * 1024))
-
-    env = {**os.environ, "COLUMNS": "300"}
-    full = subprocess.run(command, capture_output=True, text=True, preexec_fn=small_disk,
-                          env=env, timeout=300)
-    assert full.returncode == 2, full.stderr
-    message = " ".join(full.stderr.split())
-    assert "is the disk full or the file size limited?" in message
-    assert "Traceback" not in full.stderr
-    resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    db = tmp_path / "a.db"
-    assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
-    assert db_rows(db, "SELECT status, COUNT(*) FROM runs GROUP BY 1") == [("completed", 8)]
-    assert db_rows(db, "SELECT COUNT(*) FROM epochs") == [(16,)]

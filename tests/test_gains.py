@@ -6,13 +6,13 @@ import torch
 from actlab.activations import matched_gain, second_moment, torch_gain
 from actlab.activations.gains import gain_for
 
-# GUIDE section 3: g = 1 / sqrt(E[f(z)^2]), z ~ N(0, 1).
-GUIDE_GAINS = {"relu": 1.4142, "tanh": 1.5925, "sigmoid": 1.8462, "elu": 1.2452,
+# The matched gain g = 1 / sqrt(E[f(z)^2]), z ~ N(0, 1) (docs/theory.md).
+REFERENCE_GAINS = {"relu": 1.4142, "tanh": 1.5925, "sigmoid": 1.8462, "elu": 1.2452,
                "selu": 1.0000, "gelu": 1.5335, "silu": 1.6765, "mish": 1.4868,
                "softplus": 1.0419, "hardswish": 1.7367}
 
 
-@pytest.mark.parametrize(("act", "expected"), GUIDE_GAINS.items())
+@pytest.mark.parametrize(("act", "expected"), REFERENCE_GAINS.items())
 def test_matched_gain_equals_guide_table(act: str, expected: float) -> None:
     assert matched_gain(act) == pytest.approx(expected, abs=1e-3)
 

@@ -167,7 +167,7 @@ def test_a_self_contained_report_needs_no_other_file(all_axes_report, tmp_path) 
     db = all_axes_report.parent / "actlab.db"
     out = tmp_path / "single"
     result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
-                                 "--self-contained", "--no-theory"])
+                                 "--self-contained", "--no-theory", "--no-svg"])
     assert result.exit_code == 0, result.output
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -218,7 +218,7 @@ def test_welch_and_a_chosen_baseline_and_metric(all_axes_report, tmp_path) -> No
     result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
                                  "--test", "welch", "--metric", "best_test_acc",
                                  "--baseline", "act=tact,init=xavier_normal,lr=0.05",
-                                 "--no-theory"])
+                                 "--no-theory", "--no-svg"])
     assert result.exit_code == 0, result.output
     text = " ".join((out / "report.md").read_text().split())
     assert "Welch's t-test" in text
@@ -237,7 +237,7 @@ def test_two_studies_in_one_report(tmp_path) -> None:
         assert runner.invoke(app, ["run", str(study), "--store", str(db)]).exit_code == 0
     out = tmp_path / "both"
     result = runner.invoke(app, ["report", "first", "second", "--store", str(db), "-o",
-                                 str(out)])
+                                 str(out), "--no-theory", "--no-svg"])
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert "# Study report: first + second" in text
@@ -266,7 +266,8 @@ def test_runs_from_different_environments_are_told_apart(tmp_path) -> None:
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["report", "mixed", "--store", str(db), "-o", str(out)])
+    result = runner.invoke(app, ["report", "mixed", "--store", str(db), "-o", str(out),
+                                 "--no-theory", "--no-svg"])
     assert result.exit_code == 0, result.output
     text = (out / "report.md").read_text()
     assert "The runs were trained in 2 environments" in text
@@ -299,7 +300,7 @@ def test_runs_that_trained_eagerly_despite_compile_are_counted(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     assert runner.invoke(app, ["report", "compiled", "--store", str(db), "-o",
-                               str(out)]).exit_code == 0
+                               str(out), "--no-theory", "--no-svg"]).exit_code == 0
     assert ("1 run asked for torch.compile but trained eagerly"
             in (out / "report.md").read_text())
 
@@ -308,9 +309,19 @@ def test_runs_that_trained_eagerly_despite_compile_are_counted(tmp_path, monkeyp
 @needs_fashion
 @pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_the_quickstart_report_renders_in_headless_chromium(tmp_path) -> None:
+    """The quickstart study file, cut to two activations, one initializer and seed, one
+    epoch on 100 images per class (the full study is `make quickstart`: minutes)."""
+    import yaml
+
+    document = yaml.safe_load((ROOT / "studies" / "quickstart.yaml").read_text())
+    document["grid"] = {"act": document["grid"]["act"][:2], "init": document["grid"]["init"][:1]}
+    document["seeds"] = 1
+    document["data"]["train_per_class"] = 100
+    document["train"]["epochs"] = 1
+    study = tmp_path / "quickstart.yaml"
+    study.write_text(yaml.safe_dump(document))
     db = tmp_path / "actlab.db"
-    result = runner.invoke(app, ["run", str(ROOT / "studies" / "quickstart.yaml"), "--store",
-                                 str(db), "--report"])
+    result = runner.invoke(app, ["run", str(study), "--store", str(db), "--report"])
     assert result.exit_code == 0, result.output
     index = tmp_path / "reports" / "quickstart" / "index.html"
     page = load_page(index)

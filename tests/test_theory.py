@@ -1,5 +1,5 @@
-"""Theory without training: mean-field values from Poole et al. 2016 / GUIDE §3 and the
-empirical signal propagation at initialization that GUIDE §3 predicts."""
+"""Theory without training: mean-field values from Poole et al. 2016 and the empirical
+signal propagation at initialization that they predict (docs/theory.md)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from scipy.integrate import IntegrationWarning, quad
 from actlab.activations import ACTIVATIONS
 from actlab.activations.base import build_activation
 from actlab.activations.gains import float64_function, gaussian_expectation
-from actlab.models import build_model
+from actlab.models import MODELS, build_model
 from actlab.theory import chi1, derivative, fixed_point
 from actlab.theory.study import (
     chi1_table,
@@ -166,3 +166,32 @@ def test_learned_functions_average_seeds_per_site() -> None:
     initial = curves[(curves["stage"] == "initial") & (curves["x"] == -2.0)]
     assert initial["f"].tolist() == pytest.approx([-0.5, -0.5])
     assert list(dict.fromkeys(curves["site"])) == ["features.1", "classifier.1"]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_propagation_through_every_zoo_model(name: str) -> None:
+    """The report's theory section runs this for each task's model: every model must
+    give one finite row per conv and linear layer (at a test size), for a learnable
+    per-site activation too."""
+    from test_models import SIZES, SMALL
+
+    channels, size = SIZES[name][0]
+    init = "fixup" if MODELS.entry(name).meta.get("fixup") else "he_normal"
+    frame = model_propagation(name, "tact", init, (channels, size, size), 10, SMALL.get(name),
+                              batch=2)
+    assert len(frame) >= 2
+    assert list(frame["layer"]) == list(range(1, len(frame) + 1))
+    assert (frame["grad_norm"] >= 0).all()
+    assert frame["pre_variance"].notna().all()
+
+
+def test_the_catalog_describes_every_activation() -> None:
+    """The catalog rows of the report's theory section, for every registered activation
+    (the cost column, a timing, is tested in tests/test_theory.py)."""
+    from actlab.theory.catalog import catalog
+
+    rows = catalog(list(ACTIVATIONS), measure_cost=False)
+    assert list(rows["act"]) == list(ACTIVATIONS)
+    numeric = rows[["f(0)", "f'(0)", "E[f]", "E[f^2]", "E[f'^2]", "matched_gain"]]
+    assert numeric.notna().all().all()
+    assert (rows["matched_gain"] > 0).all()
