@@ -10,7 +10,7 @@ FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 TORCH_SOURCE := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup data browser quickstart test lint bench clean
+.PHONY: setup data browser quickstart test test-fast lint bench clean
 
 setup: $(VENV)/.installed data
 
@@ -39,6 +39,11 @@ quickstart: setup
 test: setup browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# Everything not marked slow: for the edit-test loop (make test is what CI runs).
+test-fast: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -27,8 +27,13 @@ def _offline_and_private_cache(tmp_path_factory) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_and_threads() -> None:
+    """Each test starts from seed 0 and leaves torch's thread count as it found it (an
+    in-process `actlab run --threads 1` would otherwise slow every later test)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

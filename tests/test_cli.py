@@ -31,7 +31,8 @@ def test_run_then_rerun_does_no_new_training_and_report(tmp_path, tiny_study_fil
     assert (tmp_path / "results" / "reports" / "tiny" / "report.md").exists()
 
     out = tmp_path / "report"
-    result = invoke("report", "tiny", "--store", str(db), "-o", str(out), "--no-svg")
+    result = invoke("report", "tiny", "--store", str(db), "-o", str(out), "--no-svg",
+                    "--no-theory")
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
     assert "| relu | " in report

@@ -21,6 +21,7 @@ def assert_each_cell_once(db, cells: int, epochs: int) -> None:
     assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
 
 
+@pytest.mark.slow
 def test_local_executor_with_two_jobs(tmp_path) -> None:
     study = tmp_path / "t.yaml"
     study.write_text(TINY_STUDY.format(name="jobs", epochs=2))

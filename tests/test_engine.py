@@ -263,6 +263,7 @@ print(run("simple_cnn", 512, 32), run("lenet5", 8, 28))  # a few hundred MiB, th
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-run peak needs /proc")
 def test_peak_memory_is_each_runs_own_in_a_long_lived_worker() -> None:
     """A worker process trains many runs: a small run after a large one must report its

@@ -22,6 +22,7 @@ def stored(tmp_path_factory):
     return db
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_per_run(stored, tmp_path) -> None:
     pytest.importorskip("tensorboard", reason="needs actlab[tensorboard]")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -43,6 +44,7 @@ def test_tensorboard_event_files_per_run(stored, tmp_path) -> None:
     assert any(tag.startswith("layers/") for tag in scalars)
 
 
+@pytest.mark.slow
 def test_mlflow_runs_with_params_metrics_and_tags(stored, tmp_path) -> None:
     mlflow = pytest.importorskip("mlflow", reason="needs actlab[mlflow]")
     out = tmp_path / "ml"

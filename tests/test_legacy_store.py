@@ -29,23 +29,29 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def legacy(tmp_path_factory) -> Path:
-    """A copy of the legacy store, resumed and reported by today's code."""
+def resumed(tmp_path_factory) -> Path:
+    """A copy of the legacy store, resumed by today's code."""
     folder = tmp_path_factory.mktemp("legacy")
     db = folder / "legacy.db"
     shutil.copy(FIXTURES / "legacy.db", db)
-    resumed = runner.invoke(app, ["run", str(FIXTURES / "legacy-study.yaml"), "--store",
-                                  str(db), "--threads", "1"], terminal_width=200)
-    assert resumed.exit_code == 0, resumed.output
-    assert "32 completed, 2 diverged, 0 failed (0 run now" in " ".join(resumed.output.split())
-    report = runner.invoke(app, ["report", "legacy", "--store", str(db), "-o",
-                                 str(folder / "report"), "--no-svg"])
-    assert report.exit_code == 0, report.output
+    result = runner.invoke(app, ["run", str(FIXTURES / "legacy-study.yaml"), "--store",
+                                 str(db), "--threads", "1"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "32 completed, 2 diverged, 0 failed (0 run now" in " ".join(result.output.split())
     return folder
 
 
-def test_resuming_trains_nothing_and_keeps_every_run(legacy) -> None:
-    db = legacy / "legacy.db"
+@pytest.fixture(scope="module")
+def legacy(resumed) -> Path:
+    """... and reported (a whole report with its theory section: seconds to draw)."""
+    report = runner.invoke(app, ["report", "legacy", "--store", str(resumed / "legacy.db"),
+                                 "-o", str(resumed / "report"), "--no-svg"])
+    assert report.exit_code == 0, report.output
+    return resumed
+
+
+def test_resuming_trains_nothing_and_keeps_every_run(resumed) -> None:
+    db = resumed / "legacy.db"
     assert db_rows(db, "SELECT status, attempts, COUNT(*) FROM runs GROUP BY 1, 2") == [
         ("completed", 1, 32), ("diverged", 1, 2)]
     original = FIXTURES / "legacy.db"
@@ -96,6 +102,7 @@ def assert_close_lines(today: str, golden: str) -> None:
         assert close(line, expected), f"line {number}:\n{line}\n!=\n{expected}"
 
 
+@pytest.mark.slow
 def test_the_report_text_is_unchanged(legacy) -> None:
     assert_close_lines(masked_markdown((legacy / "report" / "report.md").read_text()),
                        masked_markdown((GOLDEN / "report.md").read_text()))
@@ -107,11 +114,13 @@ def masked_csv(path: Path) -> str:
                               if k not in MACHINE_DEPENDENT_COLUMNS) for row in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["runs.csv", "epochs.csv"])
 def test_the_runs_and_epochs_frames_are_unchanged(legacy, name: str) -> None:
     assert_close_lines(masked_csv(legacy / "report" / name), masked_csv(GOLDEN / name))
 
 
+@pytest.mark.slow
 def test_every_table_is_unchanged(legacy) -> None:
     expected = sorted(p.name for p in (GOLDEN / "tables").glob("*.csv"))
     written = sorted(p.name for p in (legacy / "report" / "tables").glob("*.csv"))

@@ -177,6 +177,27 @@ def test_mobilenet_projections_stay_linear() -> None:
     assert model.activation_site_count == expected
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_layer_measurements_on_every_model(name: str) -> None:
+    """What a run records per layer and epoch: mean and std of every Conv/Linear weight,
+    and the dead-unit fraction of every rectifier site (on a fixed batch)."""
+    from actlab.inits.base import weighted_layers
+    from actlab.train.monitors import dead_unit_fractions, weight_statistics
+
+    channels, size = SIZES[name][0]
+    model = build_model(name, act="relu", in_channels=channels, image_size=size,
+                        **SMALL.get(name, {}))
+    weights = weight_statistics(model)
+    assert {(layer, metric) for layer, metric, _ in weights} == {
+        (layer, metric) for layer, _ in weighted_layers(model)
+        for metric in ("weight_mean", "weight_std")}
+    dead = dead_unit_fractions(model, torch.randn(8, channels, size, size))
+    sites = [n for n, m in activation_sites(model).items() if m.spec.properties.rectifier]
+    assert [layer for layer, _, _ in dead] == sites
+    assert all(0.0 <= value <= 1.0 for *_, value in dead)
+    assert model.training  # measured in eval mode, then restored
+
+
 def test_deep_cnn_pools_while_it_can_and_skips_the_first_batchnorm() -> None:
     model = build_model("deep_cnn", depth=12, width=32)
     pools = [m for m in model.modules() if isinstance(m, nn.MaxPool2d)]

@@ -81,6 +81,7 @@ def test_a_failing_run_streams_its_traceback(one_thread) -> None:
     assert "500 per class were asked for" in events[-1][1]
 
 
+@pytest.mark.slow
 def test_a_study_on_a_local_ray_cluster_equals_the_serial_run(tmp_path, ray_cluster,
                                                                one_thread) -> None:
     the_study = study("ray", epochs=2)
@@ -105,6 +106,7 @@ def test_a_study_on_a_local_ray_cluster_equals_the_serial_run(tmp_path, ray_clus
         assert run_study_ray(store, the_study).ran == 0
 
 
+@pytest.mark.slow
 def test_a_killed_ray_worker_is_resubmitted_and_resumes(tmp_path, ray_cluster, one_thread,
                                                        caplog) -> None:
     # 4 epochs of ~0.5 s: the worker is killed as epoch 2's metrics arrive (after epoch
@@ -143,6 +145,7 @@ def test_a_killed_ray_worker_is_resubmitted_and_resumes(tmp_path, ray_cluster, o
     assert study_outcome(db) == serial_outcome(tmp_path, the_study)
 
 
+@pytest.mark.slow
 def test_cli_runs_on_the_connected_cluster_and_records_a_failing_run(tmp_path,
                                                                     ray_cluster) -> None:
     from typer.testing import CliRunner

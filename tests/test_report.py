@@ -14,6 +14,9 @@ from actlab.cli import app
 from browser import chromium, load_page
 from helpers import needs_fashion
 
+# Whole reports take seconds to draw: the edit-test loop (make test-fast) writes one in
+# tests/test_cli.py; these check every part of them.
+pytestmark = pytest.mark.slow
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,22 +165,6 @@ def test_the_report_renders_in_headless_chromium(all_axes_report, tmp_path) -> N
     assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
-def test_a_self_contained_report_needs_no_other_file(all_axes_report, tmp_path) -> None:
-    db = all_axes_report.parent / "actlab.db"
-    out = tmp_path / "single"
-    result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
-                                 "--self-contained", "--no-theory", "--no-svg"])
-    assert result.exit_code == 0, result.output
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    shutil.copy(out / "index.html", alone / "index.html")  # without figures/
-    page = load_page(alone / "index.html")
-    assert page.images
-    assert all(i["naturalWidth"] > 0 for i in page.images)
-    assert all(i["src"].startswith("data:image/png") for i in page.images)
-
-
 def test_the_notebook_api_draws_any_figure(all_axes_report) -> None:
     import matplotlib.pyplot as plt
 
@@ -212,19 +199,31 @@ def test_bad_report_options(all_axes_report, tmp_path, args, message) -> None:
     assert message in " ".join(result.output.split())
 
 
-def test_welch_and_a_chosen_baseline_and_metric(all_axes_report, tmp_path) -> None:
+def test_a_report_with_every_option(all_axes_report, tmp_path) -> None:
+    """Welch's test, a chosen baseline and metric, no theory, PNG only, and every figure
+    inside index.html: the page needs no other file."""
     db = all_axes_report.parent / "actlab.db"
     out = tmp_path / "welch"
     result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out),
                                  "--test", "welch", "--metric", "best_test_acc",
                                  "--baseline", "act=tact,init=xavier_normal,lr=0.05",
-                                 "--no-theory", "--no-svg"])
+                                 "--no-theory", "--no-svg", "--self-contained"])
     assert result.exit_code == 0, result.output
     text = " ".join((out / "report.md").read_text().split())
     assert "Welch's t-test" in text
     assert "baseline for comparisons: tact / xavier_normal / 0.05" in text
     assert "metric: **best_test_acc**" in text
     assert "## Theory" not in text  # --no-theory
+    assert not list((out / "figures").glob("*.svg"))  # --no-svg
+    if chromium() is None:
+        pytest.skip("the self-contained page needs Debian's chromium (.ci/run installs it)")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "index.html", alone / "index.html")  # without figures/
+    page = load_page(alone / "index.html")
+    assert page.images
+    assert all(i["naturalWidth"] > 0 for i in page.images)
+    assert all(i["src"].startswith("data:image/png") for i in page.images)
 
 
 def test_two_studies_in_one_report(tmp_path) -> None:
@@ -275,7 +274,6 @@ def test_runs_from_different_environments_are_told_apart(tmp_path) -> None:
     assert "2 threads: 4 runs" in text
 
 
-@pytest.mark.slow
 def test_runs_that_trained_eagerly_despite_compile_are_counted(tmp_path, monkeypatch) -> None:
     import torch
 
@@ -305,7 +303,6 @@ def test_runs_that_trained_eagerly_despite_compile_are_counted(tmp_path, monkeyp
             in (out / "report.md").read_text())
 
 
-@pytest.mark.slow
 @needs_fashion
 @pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_the_quickstart_report_renders_in_headless_chromium(tmp_path) -> None:

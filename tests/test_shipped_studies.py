@@ -112,6 +112,9 @@ def shrunk(path: Path, folder: Path) -> Path:
     document["seeds"] = 1
     document.setdefault("data", {}).update(train_per_class=8, test_per_class=4)
     document.setdefault("train", {})["epochs"] = 1
+    # Per-layer statistics would add a figure per measure and task to the report; they are
+    # tested for every zoo model on their own (tests/test_models.py).
+    document["train"]["layer_stats"] = False
     for overrides in document.get("per_model", {}).values():
         overrides.get("train", {}).pop("epochs", None)
         overrides.get("data", {}).pop("train_per_class", None)

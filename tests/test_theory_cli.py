@@ -11,6 +11,7 @@ from browser import chromium, load_page
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_theory_report(tmp_path) -> None:
     out = tmp_path / "theory"
     result = runner.invoke(app, ["theory", "--acts", "relu,leaky_relu(slope=0.3),tanh",

@@ -19,6 +19,11 @@ see the same values (docs/design.md, "The component catalog").
 The registries and the functions that answer are found by name (:data:`SOURCES`), as
 entry points are: the catalog sits below every component package and imports none of
 them until a question needs it.
+
+Only the registries as actlab ships them are remembered: once a registry holds an entry
+from outside actlab (a component registered by a user's own code), every question is
+asked afresh in that process and nothing is written, so an answer about it is never
+kept for, or kept from, another process.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +80,19 @@ def source(name: str) -> Any:
 def registry(kind: str) -> Any:
     """The live registry of ``kind``."""
     return source(kind)
+
+
+def extended() -> bool:
+    """Whether a registry loaded in this process holds an entry registered from outside
+    actlab (then the remembered answers may not hold here)."""
+    for spec in SOURCES.values():
+        module, attribute = spec.split(":")
+        live = getattr(sys.modules.get(module), attribute, None)
+        if hasattr(live, "entry") and any(
+                not getattr(live.entry(name).factory, "__module__", "").startswith("actlab.")
+                for name in live):
+            return True
+    return False
 
 
 @functools.cache
@@ -137,6 +156,8 @@ def remembered(function: F) -> F:
 
     @functools.wraps(function)
     def ask(*args: Any) -> Any:
+        if extended():  # a user's own components: ask the live registries every time
+            return json.loads(json.dumps(function(*args)))
         key = json.dumps([function.__name__, *args], sort_keys=True, default=repr)
         answers = _answers.load()
         if key not in answers:

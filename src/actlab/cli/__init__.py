@@ -6,7 +6,8 @@ study file, an unknown name, a missing dataset, an unusable store) is printed as
 clear message with a non-zero exit status, never as a traceback.
 """
 
-from actlab.cli import inspect, run, store  # noqa: F401  (registers the commands)
+# Importing the command modules registers their commands, in this order in --help.
+from actlab.cli import run, store, inspect  # noqa: F401, I001
 from actlab.cli.common import app
 
 __all__ = ["app"]
