@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actlab.cli import app
+from actlab.study import Store, load_study
 from helpers import db_rows, write_image_folder, write_mnist_dir
 
 runner = CliRunner()
@@ -80,7 +81,9 @@ def test_report_of_unknown_study_or_store(tmp_path, tiny_study_file) -> None:
     assert result.exit_code == 2
     assert "no run store" in result.output
     db = tmp_path / "actlab.db"
-    invoke("run", str(tiny_study_file), "--store", str(db))
+    with Store(db) as store:  # a store with another study (its plan: nothing to train)
+        study = load_study(tiny_study_file)
+        store.register_study(study, study.expand())
     result = runner.invoke(app, ["report", "nope", "--store", str(db)])
     assert result.exit_code == 2
     assert "no study named 'nope'" in result.output

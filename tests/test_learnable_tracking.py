@@ -32,6 +32,15 @@ def test_short_lenet_run_stores_changing_parameter_trajectories(tmp_path) -> Non
     assert sums.to_numpy() == pytest.approx(1.0)
     start = combo[combo["epoch"] == 0]["value"]
     assert start.to_numpy() == pytest.approx(1 / 3)
+    # Its 18 parameters are drawn as the first 8 panels (a figure 18 panels wide is read by
+    # no one); the report's table lists all of them.
+    from actlab.report.figures import parameter_finals, parameter_trajectories
+
+    for draw in (parameter_trajectories, parameter_finals):
+        figure = draw(params, "combo_adaptive")
+        assert len(figure.axes) == 8
+        assert figure.axes[0].get_title().endswith("logits[0]")
+        figure.clf()
 
 
 def test_parameter_groups_and_weight_decay_exemption() -> None:

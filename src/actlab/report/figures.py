@@ -222,11 +222,19 @@ def layer_curves(layers: pd.DataFrame, metric: str, hue: str, colours: Colours,
     return fig
 
 
-def parameter_trajectories(params: pd.DataFrame, act: str, max_sites: int = 8) -> plt.Figure:
+#: Panels per figure of learnable parameters: a combination of activations has up to 18
+#: parameters, and a figure 18 panels wide is read by no one (and costs seconds to draw);
+#: the report's table lists every parameter.
+MAX_PARAMETER_PANELS = 8
+
+
+def parameter_trajectories(params: pd.DataFrame, act: str, max_sites: int = 8,
+                           max_panels: int = MAX_PARAMETER_PANELS) -> plt.Figure:
     """Each learnable parameter of activation ``act`` per epoch (0 = at initialization),
-    one panel per parameter, one line per site (mean over seeds)."""
+    one panel per parameter (the first ``max_panels``), one line per site (the first
+    ``max_sites`` in network order; mean over seeds)."""
     data = params[params["act"] == act]
-    names = list(dict.fromkeys(data["name"]))
+    names = list(dict.fromkeys(data["name"]))[:max_panels]
     fig, axes = _panels(len(names), width=3.6, height=3.0, sharey=False)
     sites = list(dict.fromkeys(data["site"]))[:max_sites]
     palette = plt.get_cmap("viridis")
@@ -248,12 +256,13 @@ def parameter_trajectories(params: pd.DataFrame, act: str, max_sites: int = 8) -
 MAX_SITE_LABELS = 24
 
 
-def parameter_finals(params: pd.DataFrame, act: str) -> plt.Figure:
-    """Final value of each learnable parameter of ``act`` per site (layer order), mean
-    over seeds with the min-max range as whiskers."""
+def parameter_finals(params: pd.DataFrame, act: str,
+                     max_panels: int = MAX_PARAMETER_PANELS) -> plt.Figure:
+    """Final value of each learnable parameter of ``act`` (the first ``max_panels``) per
+    site (layer order), mean over seeds with the min-max range as whiskers."""
     data = params[params["act"] == act]
     last = data[data["epoch"] == data.groupby("run_id")["epoch"].transform("max")]
-    names = list(dict.fromkeys(last["name"]))
+    names = list(dict.fromkeys(last["name"]))[:max_panels]
     fig, axes = _panels(len(names), width=3.8, height=3.0, sharey=False)
     for ax, name in zip(axes, names, strict=True):
         per_site = last[last["name"] == name].groupby("site", sort=False)["value"]

@@ -328,14 +328,18 @@ def learnable(r: Report, w: ReportWriter) -> list[Section]:
     for task, _ in r.tasks():
         params = r.task_frame(r.params, task)
         for act in dict.fromkeys(params["act"]):
+            names = params.loc[params["act"] == act, "name"].nunique()
+            first = (f" The first {figures.MAX_PARAMETER_PANELS} of its {names} parameters; "
+                     "the table below lists all." if names > figures.MAX_PARAMETER_PANELS
+                     else "")
             section.add(w.fig(r.figure("parameters", task, act=act),
                               f"{w.prefix(task)}params-{slug(act)}",
                               f"{act}: parameters per epoch ({r.task_label(task)})",
-                              "One line per site, in network order."))
+                              f"One line per site, in network order.{first}"))
             section.add(w.fig(r.figure("parameter_finals", task, act=act),
                               f"{w.prefix(task)}params-final-{slug(act)}",
                               f"{act}: final values per site",
-                              "Mean over seeds; whiskers: min-max over seeds."))
+                              f"Mean over seeds; whiskers: min-max over seeds.{first}"))
             data = params[params["act"] == act]
             last = data[data["epoch"] == data.groupby("run_id")["epoch"].transform("max")]
             finals = (last.groupby(["site", "name"], sort=False)["value"]
