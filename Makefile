@@ -17,7 +17,8 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SOURCE) torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev,ray,tensorboard,mlflow]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SOURCE) \
+	  -e ".[dev,ray,tensorboard,mlflow]" torch==2.13.0
 	touch $@
 
 data:

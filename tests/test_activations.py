@@ -51,6 +51,10 @@ _FIXED = {
     "asigmoid": expit,
     "atanh": np.tanh,
     "arelu": lambda x: np.maximum(x, 0.0),
+    # Chen et al. 2020 at alpha = 0.9 (a float32 parameter), beta = 2: slopes
+    # 1 + sigmoid(2) and 0.9
+    "attention_relu": lambda x: np.where(x >= 0, (1 + expit(2.0)) * x,
+                                         float(np.float32(0.9)) * x),
     "combo_adaptive": lambda x: (np.tanh(x) + expit(x) + np.maximum(x, 0.0)) / 3,
     "combo_fixed": lambda x: (np.tanh(x) + expit(x) + np.maximum(x, 0.0)) / 3,
 }
@@ -195,6 +199,23 @@ def test_tact_draws_uniform_per_site_values() -> None:
     assert abs(alphas.mean() - 0.25) < 0.03
 
 
+def test_the_two_arelus_are_told_apart() -> None:
+    """`arelu` is Hu et al. 2023's max(a z + c, b z + d); Chen et al. 2020's attention
+    AReLU is `attention_relu`: slope 1 + sigmoid(beta) above 0, clamp(alpha, 0.01, 0.99)
+    below, both learned."""
+    assert ACTIVATIONS.get("arelu").properties.reference == "Hu et al. 2023"
+    assert ACTIVATIONS.get("attention_relu").properties.reference == "Chen et al. 2020"
+    assert "attention_relu" in ACTIVATIONS.get("arelu").__doc__
+    module = build_activation("attention_relu(alpha=1.5, beta=-1.0)").double()
+    x = torch.tensor([-2.0, -0.5, 0.5, 2.0], dtype=torch.float64)
+    expected = torch.where(x >= 0, (1 + torch.sigmoid(torch.tensor(-1.0))) * x, 0.99 * x)
+    torch.testing.assert_close(module(x), expected.double())
+    start = build_activation("attention_relu")
+    start(torch.tensor([-1.0, 1.0])).sum().backward()
+    assert start.alpha.grad.item() == pytest.approx(-1.0)  # d/dalpha of -alpha * relu(1)
+    assert start.beta.grad.item() == pytest.approx(0.104994, abs=1e-6)  # sigmoid'(2)
+
+
 def test_arelu_starts_and_identity_option() -> None:
     x = torch.linspace(-3, 3, 13)
     torch.testing.assert_close(build_activation("arelu")(x), torch.relu(x))
@@ -259,6 +280,35 @@ def test_fused_kernels_equal_their_formulas(name: str, formula, dtype, tol) -> N
     plain.sum().backward()
     torch.testing.assert_close(fused, plain, rtol=tol, atol=tol)
     torch.testing.assert_close(fused_x.grad, plain_x.grad, rtol=tol, atol=tol)
+
+
+def test_cpu_mish_has_a_double_backward() -> None:
+    """Gradient penalties and Hessian-vector products differentiate the gradient again."""
+    x = torch.randn(64, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(build_activation("mish"), (x,))
+    assert torch.autograd.gradgradcheck(build_activation("mish"), (x,))
+    (grad,) = torch.autograd.grad(build_activation("mish")(x).sum(), x, create_graph=True)
+    (second,) = torch.autograd.grad(grad.sum(), x)
+    (expected,) = torch.autograd.grad(torch.autograd.grad(
+        torch.nn.functional.mish(x).sum(), x, create_graph=True)[0].sum(), x)
+    torch.testing.assert_close(second, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cpu_mish_in_half_precision_is_as_accurate_as_torchs(dtype) -> None:
+    x = torch.linspace(-8, 8, 20001, dtype=torch.float64)
+    exact_x = x.clone().requires_grad_()
+    exact_y = torch.nn.functional.mish(exact_x)
+    exact_y.sum().backward()
+    errors = {}
+    for name, fn in (("actlab", build_activation("mish")), ("torch", torch.nn.functional.mish)):
+        low = x.to(dtype).requires_grad_()
+        y = fn(low)
+        y.sum().backward()
+        errors[name] = ((y.double() - exact_y.detach()).abs().max().item(),
+                        (low.grad.double() - exact_x.grad).abs().max().item())
+    assert errors["actlab"][0] <= errors["torch"][0] * 1.01
+    assert errors["actlab"][1] <= errors["torch"][1] * 1.01
 
 
 def test_cpu_mish_keeps_only_its_input_and_vmaps() -> None:

@@ -142,3 +142,16 @@ def test_run_one_reads_in_at_most_60_lines() -> None:
 def test_comments_cite_nothing_outside_the_repository() -> None:
     citing = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if "GUIDE" in p.read_text()]
     assert citing == []
+
+
+def test_torch_has_no_upper_bound_and_the_set_up_pins_it() -> None:
+    """Users install actlab beside the torch they have (a newer one, a CUDA one); only
+    the set-up command pins the CPU build of this project's machines."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = SRC.parents[1]
+    requirements = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "dependencies"]
+    (torch_requirement,) = [r for r in requirements if r.startswith("torch")]
+    assert "<" not in torch_requirement
+    assert "torch==2.13.0" in (root / "Makefile").read_text()

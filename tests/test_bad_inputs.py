@@ -51,11 +51,15 @@ STUDIES = [
     ("name: bad\nzip: [{act: [relu, mish], init: [he_normal]}]\n", "same, non-zero number"),
     ("name: bad\nexclude: [{colour: red}]\n", "unknown exclude axis 'colour'"),
     ("name: bad\nextends: missing.yaml\n", "file not found"),
-    (GOOD + "model: lenet5\ndata: {name: mnist, data_dir: /nonexistent/data}\n",
-     "not found in /nonexistent/data"),
+    ("name: bad\nmodel: lenet5\ndata: {name: mnist, data_dir: /nonexistent/data}\n",
+     "the data directory /nonexistent/data does not exist"),
+    ("name: bad\nact: relu\nact: tanh\n", "key 'act' is given twice (lines 2 and 3)"),
+    ("name: bad\nseeds: 20000\n", "the plan has up to 20,000 runs, more than 10,000: pass --yes"),
+    ("name: bad\ngrid: {act: [relu, tanh]}\nexclude: [{act: [relu, tanh]}]\n",
+     "the plan is empty: `exclude` removes every cell"),
     ("name: bad\ndata: {name: imagefolder}\n", "needs the option `path`"),
     ("name: bad\ninit: 'lsuv(tol=5)'\n", "0 < tol < 1"),
-    (GOOD + "data: {name: synthetic, options: {size: 3}}\n", "has no option 'size'"),
+    ("name: bad\ndata: {name: synthetic, options: {size: 3}}\n", "has no option 'size'"),
 ]
 
 
@@ -115,6 +119,12 @@ def test_bad_study_files(tmp_path, store, text: str, message: str) -> None:
      "use --cpus-per-run/--runs-per-gpu instead"),
     (["run", "{dir}/good.yaml", "--address", "auto"], "--address is for --executor ray"),
     (["run", "{dir}/good.yaml", "--runs-per-gpu", "0"], "--runs-per-gpu"),
+    (["run", "{dir}/good.yaml", "--threads", "-1"], "Invalid value for '--threads'"),
+    (["run", "{dir}/good.yaml", "--threads", "0"], "Invalid value for '--threads'"),
+    (["train", "--dataset", "synthetic", "--threads", "0"], "Invalid value for '--threads'"),
+    (["run", "{dir}/good.yaml", "--data-dir", "{dir}/missing"], "does not exist"),
+    (["run", "{dir}/good.yaml", "--data-dir", "{dir}/good.yaml"], "is a file"),
+    (["run", "{dir}/binary.yaml"], "not UTF-8 text (byte 0x80 at offset 0)"),
     (["run", "{dir}/good.yaml", "--executor", "ray", "--address", "127.0.0.1:1"],
      "cannot connect to the Ray cluster at '127.0.0.1:1'"),
     (["run", "{dir}/good.yaml", "--executor", "ray", "--address", "head-node"],
@@ -122,6 +132,7 @@ def test_bad_study_files(tmp_path, store, text: str, message: str) -> None:
 ])
 def test_bad_command_lines(tmp_path, store, args: list[str], message: str) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(128, 256)) * 3)  # not text at all
     before = snapshot(store)
     args = [a.replace("{dir}", str(tmp_path)) for a in args]
     if args[0] in ("run", "report", "runs", "export", "train") and "--store" not in args:

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from actlab.cli import app
 from actlab.study import Store, load_study
-from helpers import db_rows, write_image_folder, write_mnist_dir
+from helpers import db_rows, needs_fashion, write_image_folder, write_mnist_dir
 
 runner = CliRunner()
 
@@ -138,6 +138,30 @@ def test_models_list_covers_the_registry() -> None:
     assert "lenet5" not in result.output
 
 
+def _command_paths(group, prefix=()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if hasattr(command, "commands"):
+            paths += _command_paths(command, (*prefix, name))
+    return paths
+
+
+def test_every_help_text_keeps_its_defaults_and_wraps_its_paragraphs() -> None:
+    """Help is Markdown: `[default: ...]` is text (rich markup used to swallow it and
+    leave "store ."), and a docstring's line breaks are not kept."""
+    import typer
+
+    paths = _command_paths(typer.main.get_command(app))
+    assert ("run",) in paths
+    assert ("models", "show") in paths
+    for path in paths:
+        text = runner.invoke(app, [*path, "--help"], terminal_width=100).output
+        assert not re.search(r"\w \.(\s|$)", text), (path, text)
+    run_help = " ".join(invoke("run", "--help").output.replace("│", " ").split())
+    assert "[default: results/actlab.db, or $ACTLAB_STORE]" in run_help
+
+
 def test_list_unknown_registry_fails() -> None:
     result = runner.invoke(app, ["list", "optimisers"])
     assert result.exit_code == 2
@@ -161,6 +185,55 @@ def test_plan_and_status(tmp_path, tiny_study_file) -> None:
     again = " ".join(invoke("plan", str(tiny_study_file), "--store", str(db)).output.split())
     assert "8 of 12 runs finished" in again
     assert re.search(r"about \d+ s for the 4 left", again)
+    assert "has another plan (8 runs)" in again
+    assert "--replan" in again
+    # Running it is refused (the stored study keeps its plan), unless --replan.
+    refused = invoke("run", str(tiny_study_file), "--store", str(db))
+    assert refused.exit_code == 2
+    assert "seeds: 2 -> 3" in " ".join(refused.output.split())
+    assert db_rows(db, "SELECT COUNT(*) FROM runs")[0][0] == 8
+    replanned = invoke("run", str(tiny_study_file), "--store", str(db), "--replan")
+    assert replanned.exit_code == 0, replanned.output
+    assert "12 completed" in replanned.output
+
+
+SWEEP = """
+name: sweep
+model: lenet5
+data: {name: synthetic, options: {train_size: 100, test_size: 20}}
+grid:
+  lr: [0.01, 0.02, 0.05]
+  schedule: [fixed, cosine]
+"""
+
+
+def test_plan_and_runs_show_the_axes_that_vary_at_80_columns(tmp_path) -> None:
+    """An lr sweep's cells differ in lr and schedule: both are columns of `plan` and
+    `runs`, the axes that do not vary are named once under the table, and nothing is cut
+    to a few characters at 80 columns. `runs -w` filters on any column, even before a
+    run has finished."""
+    study = tmp_path / "sweep.yaml"
+    study.write_text(SWEEP)
+    db = tmp_path / "a.db"
+    plan = runner.invoke(app, ["plan", str(study), "--store", str(db)], terminal_width=80)
+    assert plan.exit_code == 0, plan.output
+    rows = [line for line in plan.output.splitlines() if "│" in line and "new" in line]
+    assert len(rows) == 6
+    assert {line.split("│")[2].strip() for line in rows} == {"0.01", "0.02", "0.05"}
+    assert "same in every run: model=lenet5" in " ".join(plan.output.split())
+    assert "…" not in plan.output
+    with Store(db) as store:
+        loaded = load_study(study)
+        store.register_study(loaded, loaded.expand())
+    table = runner.invoke(app, ["runs", "sweep", "--store", str(db), "-w", "lr=0.02",
+                                "-w", "act=relu"], terminal_width=80)
+    assert table.exit_code == 0, table.output
+    assert "sweep: 2 run(s)" in table.output
+    assert "…" not in table.output
+    assert "cosine" in table.output
+    bad = runner.invoke(app, ["runs", "sweep", "--store", str(db), "-w", "colour=red"])
+    assert bad.exit_code == 2
+    assert "column=value with a column of model" in " ".join(bad.output.split())
 
 
 def test_data_info_and_show_on_an_image_folder(tmp_path) -> None:
@@ -182,7 +255,7 @@ def test_data_info_and_show_on_an_image_folder(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["data", "info", "cifar10", "--data-dir", "/nonexistent"], "no cifar-10-batches-py/"),
+    (["data", "info", "cifar10", "--data-dir", "/nonexistent"], "does not exist"),
     (["data", "info", "imagefolder"], "needs the option `path`"),
     (["data", "info", "imagefolder", "-o", "size=3"], "has no option 'size'"),
     (["data", "show", "synthetic", "--corruption", "fog(severity=1)"], "unknown corruption"),
@@ -194,6 +267,41 @@ def test_data_commands_fail_clearly(args: list[str], message: str) -> None:
     assert message in result.output
 
 
+@pytest.mark.parametrize("where", ["missing", "a file"])
+def test_a_data_dir_that_is_no_directory_is_an_error(tmp_path, tiny_study_file,
+                                                     monkeypatch, where: str) -> None:
+    """Never a silent fall-back to data elsewhere (Debian's Fashion-MNIST)."""
+    path = tmp_path / "data"
+    if where == "a file":
+        path.write_text("not a folder")
+    fashion = tmp_path / "f.yaml"
+    fashion.write_text("name: f\nmodel: lenet5\ndata: {name: fashion_mnist}\n")
+    db = tmp_path / "a.db"
+    flag = runner.invoke(app, ["run", str(fashion), "--store", str(db), "--data-dir",
+                               str(path)], terminal_width=300)
+    assert flag.exit_code == 2
+    text = " ".join(flag.output.replace("│", " ").split())
+    assert ("does not exist" if where == "missing" else "is a file") in text
+    monkeypatch.setenv("ACTLAB_DATA", str(path))
+    env = runner.invoke(app, ["run", str(fashion), "--store", str(db)], terminal_width=300)
+    assert env.exit_code == 2
+    assert f"$ACTLAB_DATA {path} " in " ".join(env.output.split())
+    assert not db.exists()
+
+
+@needs_fashion
+def test_data_found_elsewhere_than_the_data_dir_is_said(tmp_path, caplog) -> None:
+    from actlab.data import load_dataset
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with caplog.at_level("WARNING"):
+        dataset = load_dataset("fashion_mnist", str(empty))
+    assert len(dataset.train_labels) == 60000
+    assert f"no IDX files in {empty}; reading the system copy in " \
+           "/usr/share/datasets/fashion-mnist" in caplog.text
+
+
 def test_data_dir_flag_overrides_the_study_file(tmp_path) -> None:
     write_mnist_dir(tmp_path / "real" / "mnist", n_train=100, n_test=20)
     study = tmp_path / "s.yaml"
@@ -202,8 +310,8 @@ def test_data_dir_flag_overrides_the_study_file(tmp_path) -> None:
         "train: {epochs: 1, batch_size: 32}\n")
     db = tmp_path / "a.db"
     failed = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1"])
-    assert failed.exit_code == 2  # the study's directory has no MNIST: checked up front
-    assert "train-images-idx3-ubyte[.gz] not found" in failed.output
+    assert failed.exit_code == 2  # the study's directory does not exist: checked up front
+    assert "the data directory /nonexistent does not exist" in " ".join(failed.output.split())
     assert not db.exists()  # nothing was stored
     result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1",
                                  "--data-dir", str(tmp_path / "real")])
@@ -221,6 +329,7 @@ def test_a_diverging_cell_is_recorded_and_the_study_completes(tmp_path) -> None:
     result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "1 completed, 1 diverged" in result.output
+    assert re.search(r"diverged .*\(lr 100\) in epoch 1", " ".join(result.output.split()))
     rows = db_rows(db, "SELECT status, diverged_epoch FROM runs ORDER BY status")
     assert rows == [("completed", None), ("diverged", 1)]
 

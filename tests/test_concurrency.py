@@ -35,6 +35,24 @@ def test_local_executor_with_two_jobs(tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_no_more_jobs_than_runs_left(tmp_path) -> None:
+    """--jobs 6 on a one-run study starts one worker (each costs a process and a copy of
+    the data), with all the threads."""
+    study = tmp_path / "t.yaml"
+    study.write_text(TINY_STUDY.format(name="one", epochs=1).replace(
+        "act: [relu, tanh]", "act: [relu]").replace(
+        "init: [he_normal, xavier_normal]", "init: [he_normal]").replace("seeds: 2", "seeds: 1"))
+    db = tmp_path / "a.db"
+    result = CliRunner().invoke(app, ["run", str(study), "--store", str(db), "--jobs", "6",
+                                      "--threads", "2"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1 run(s) left: 1 job(s) instead of 6" in text
+    assert "2 threads in 1 jobs" in text
+    assert_each_cell_once(db, 1, 1)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 4])
 def test_concurrent_run_processes_share_a_study(tmp_path, processes: int) -> None:
     study = tmp_path / "t.yaml"

@@ -45,6 +45,14 @@ def test_truncated_data_is_rejected_with_its_path(tmp_path) -> None:
         read_idx(path)
 
 
+def test_labels_out_of_range_name_their_file(tmp_path) -> None:
+    directory = write_mnist_dir(tmp_path / "mnist", n_train=20, n_test=10)
+    write_idx(directory / "train-labels-idx1-ubyte", np.full(20, 42, dtype=np.uint8))
+    with pytest.raises(DatasetError) as bad:
+        load_dataset("mnist", str(tmp_path / "mnist"))
+    assert f"{directory}/train-labels-idx1-ubyte.gz has label 42, outside 0..9" in str(bad.value)
+
+
 def test_truncated_gzip_is_rejected(tmp_path) -> None:
     path = write_idx(tmp_path / "t-idx3-ubyte", np.zeros((10, 28, 28), np.uint8))
     path.write_bytes(path.read_bytes()[:40])

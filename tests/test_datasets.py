@@ -71,6 +71,7 @@ def test_damaged_cifar_files_are_rejected_by_name(tmp_path, damage, message: str
 
 
 def test_missing_cifar_offline_says_where_it_looked_and_how_to_provide(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError) as info:
         load_dataset("cifar10", str(tmp_path / "empty"))
     text = str(info.value)
@@ -146,6 +147,8 @@ def test_cifar10_downloads_through_a_mirror(tmp_path, file_server, monkeypatch) 
         "cifar-10-python.tar.gz", cifar.CIFAR10.archive.url,
         hashlib.md5(buffer.getvalue()).hexdigest())})
     monkeypatch.setattr(cifar, "CIFAR10", layout)
+    for fresh in ("fresh", "fresh2"):  # an existing, empty data directory to download into
+        (tmp_path / fresh).mkdir()
     data = load_dataset("cifar10", str(tmp_path / "fresh"))
     assert len(data.train_labels) == 100
     # The official checksum is what the real loader expects: a changed file is refused.

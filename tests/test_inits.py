@@ -136,16 +136,28 @@ class WithBatchNorm(nn.Module):
 
 @pytest.mark.parametrize(("model_name", "act"), [("lenet5", "relu"), ("simple_cnn", "tanh"),
                                                  ("lenet5", "mish")])
-def test_lsuv_brings_every_layer_to_unit_std(model_name: str, act: str) -> None:
+def test_lsuv_brings_every_layer_to_unit_variance(model_name: str, act: str) -> None:
+    """|Var - 1| < tol, as in Mishkin & Matas 2016 (Algorithm 1), not |std - 1| < tol
+    (which accepts variances from 0.81 to 1.21)."""
     model = build_model(model_name, act=act, in_channels=3, image_size=32)
     batch = torch.randn(128, 3, 32, 32) * 3 + 1
     report = apply_init(model, "lsuv", act=act, batch=batch)["lsuv"]
     stds = _layer_output_stds(model.train(), batch)
     assert set(report) == set(stds)
     for name, std in stds.items():
-        assert abs(std - 1.0) < 0.1, (name, std)
-        assert report[name]["std"] == pytest.approx(std, rel=1e-5)
+        assert abs(std ** 2 - 1.0) < 0.1, (name, std)
+        assert report[name]["variance"] == pytest.approx(std ** 2, rel=1e-5)
         assert 0 <= report[name]["iterations"] <= 10
+
+
+def test_lsuv_rescales_a_layer_whose_std_alone_looks_close_enough() -> None:
+    """An orthogonal square layer keeps its input's mean square: input std 0.93 gives an
+    output variance of 0.865, outside 1 ± 0.1 though the std is within 1 ± 0.1."""
+    layer = nn.Sequential(nn.Linear(256, 256, bias=False))
+    batch = torch.randn(4096, 256) * 0.93
+    report = apply_init(layer, "lsuv", act="identity", batch=batch)["lsuv"]
+    assert report["0"]["iterations"] >= 1
+    assert abs(report["0"]["variance"] - 1.0) < 0.1
 
 
 def test_lsuv_restores_mode_and_buffers_and_needs_a_batch() -> None:

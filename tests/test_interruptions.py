@@ -1,8 +1,9 @@
 """A study interrupted in any way resumes to exactly what an uninterrupted study gives:
 kill -9 right after a run's first checkpoint, kill -9 at several moments (some inside a
-store or checkpoint write) while `actlab status` watches, and a disk that fills up (at
-the store's creation, and part-way). Real processes, a real SQLite store; every wait is
-on the store's observable state, never on a machine's speed.
+store or checkpoint write) while `actlab status` watches, a disk that fills up (at the
+store's creation, and part-way), and SIGTERM or SIGHUP to a parent of local workers.
+Real processes, a real SQLite store; every wait is on the store's observable state, never
+on a machine's speed.
 
 The study is small but sensitive to every random stream: dropout, crop-and-flip
 augmentation, a one-cycle schedule and a learnable activation, so a resume that restores
@@ -136,6 +137,37 @@ def kill_at_several_points(run: list[str], db: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
 
 
+def children(pid: int) -> list[int]:
+    """The local executor's workers among the children of ``pid`` (not its resource tracker)."""
+    found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [c for c in found if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def terminate_the_jobs_parent(run: list[str], db: Path) -> None:
+    """SIGTERM, then SIGHUP, to `actlab run --jobs 2` while both workers train: each stops
+    its workers as Ctrl-C does (their runs go back to pending) and no worker outlives
+    it."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        proc = subprocess.Popen([*run, "--jobs", "2"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=ENV)
+        assert wait_until(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'", 2, proc)
+        workers = children(proc.pid)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=120) != 0
+        assert not [pid for pid in workers if alive(pid)]
+        assert count(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'") == 0
+    resumed = subprocess.run(run, capture_output=True, text=True, env=ENV, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+
+
 def status(db: Path) -> str:
     result = runner.invoke(app, ["status", "interrupted", "--store", str(db)],
                            terminal_width=300)
@@ -168,6 +200,7 @@ INTERRUPTIONS = {
     "kill -9 at several points, status watching": kill_at_several_points,
     "disk full when the store is created": disk_full_at(48),
     "disk full part-way": disk_full_at(300),
+    "SIGTERM and SIGHUP to a --jobs parent": terminate_the_jobs_parent,
 }
 
 

@@ -135,12 +135,14 @@ def test_the_golden_report_names_the_commit_that_wrote_the_store() -> None:
     assert re.search(r"actlab 0\.1\.0 \(commit cd9da0cc", text)
 
 
-@pytest.mark.parametrize(("act", "model"), [("tact", "deep_cnn"),
+@pytest.mark.parametrize(("act", "model"), [("relu", "deep_cnn"),
                                            ("leaky_relu(slope=0.3)", "lenet5")])
 def test_todays_engine_retrains_a_legacy_run_to_the_same_numbers(act: str, model: str) -> None:
     """The engine was restructured, not changed: a run of the legacy study trained again
     (one thread, as the fixture was) gives the curves and test metrics the old engine
-    stored, up to float rounding between CPUs."""
+    stored, up to float rounding between CPUs. (Not a tact run: issue 21 gave tact the
+    matched gain of its per-site draws on average, where the old code used one draw's,
+    so its runs start from other weights.)"""
     import json
 
     import torch

@@ -53,7 +53,7 @@ def test_runs_from_different_environments_are_told_apart(tmp_path) -> None:
         assert runner.invoke(app, ["run", str(study), "--store", str(db),
                                    "--threads", "1"]).exit_code == 0
         study.write_text(TINY_STUDY.format(name="mixed", epochs=1))
-        assert runner.invoke(app, ["run", str(study), "--store", str(db),
+        assert runner.invoke(app, ["run", str(study), "--store", str(db), "--replan",
                                    "--threads", "2"]).exit_code == 0
     finally:
         torch.set_num_threads(threads)

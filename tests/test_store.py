@@ -4,9 +4,10 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from actlab.study import Store, StoreError, StudyView, parse_study
-from actlab.study.store import new_owner
+from actlab.study.store import PlanChangedError, new_owner
 from actlab.train.core import EpochMetrics, RunResult
 
 
@@ -36,9 +37,50 @@ def test_register_is_idempotent_and_tracks_the_plan(store) -> None:
     assert store.register_study(study, study.expand()) == sid
     assert store.counts(sid)["pending"] == 4
     smaller = make_study(acts=("relu",))
-    store.register_study(smaller, smaller.expand())
+    store.register_study(smaller, smaller.expand(), replan=True)
     assert sum(store.counts(sid).values()) == 2
     assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4
+
+
+def test_another_plan_under_a_stored_name_is_refused_and_changes_nothing(store) -> None:
+    study = make_study()
+    sid = store.register_study(study, study.expand())
+    before = store.conn.execute("SELECT run_id, in_plan, status FROM runs").fetchall()
+    other = parse_study({"name": "s", "grid": {"act": ["relu", "elu"]}, "seeds": 3})
+    with pytest.raises(PlanChangedError) as refused:
+        store.register_study(other, other.expand())
+    message = str(refused.value)
+    assert "study 's'" in message
+    assert "--replan" in message
+    assert "seeds: 2 -> 3" in message
+    assert '["relu", "tanh"] -> ["relu", "elu"]' in message
+    assert store.conn.execute("SELECT run_id, in_plan, status FROM runs").fetchall() == before
+    assert store.counts(sid)["pending"] == 4
+    # The same plan again (a new description changes no run) is no new plan.
+    described = parse_study({"name": "s", "grid": {"act": ["relu", "tanh"]}, "seeds": 2,
+                             "description": "now described"})
+    assert store.register_study(described, described.expand()) == sid
+
+
+def test_a_runner_whose_plan_is_replaced_stops_with_an_error(tmp_path) -> None:
+    """Runner A's plan is replaced (--replan) after its first run: A must not end as if
+    done while runs of its plan are pending."""
+    from actlab.study.executors import RunEvents, run_study
+    from helpers import TINY_STUDY
+
+    first = parse_study(yaml.safe_load(TINY_STUDY.format(name="a", epochs=1)))
+    second = first.model_copy(update={"seeds": 1})
+
+    class ReplanAfterTheFirstRun(RunEvents):
+        def run_finished(self, spec, result) -> None:
+            with Store(tmp_path / "runs.db") as other_process:
+                if other_process.counts(other_process.study_id("a"))["completed"] == 1:
+                    other_process.register_study(second, second.expand(), replan=True)
+
+    with Store(tmp_path / "runs.db") as store:
+        with pytest.raises(PlanChangedError, match="re-planned by another") as stopped:
+            run_study(store, first, ReplanAfterTheFirstRun())
+        assert "of the 8 runs of this runner's plan" in str(stopped.value)
 
 
 def test_claims_go_in_plan_order_and_are_exclusive(store) -> None:
@@ -167,3 +209,62 @@ def test_an_older_store_is_upgraded_in_place(tmp_path) -> None:
         version = upgraded.conn.execute("SELECT value FROM meta").fetchone()[0]
         assert version == "3"
         assert upgraded.conn.execute("SELECT train_acc FROM epochs").fetchone()[0] == 0.8
+
+
+def test_a_truncated_store_is_named_as_such(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from actlab.cli import app
+
+    path = tmp_path / "runs.db"
+    with Store(path) as store:
+        study = make_study()
+        store.register_study(study, study.expand())
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    for command in (["status", "--store", str(path)], ["runs", "s", "--store", str(path)]):
+        result = CliRunner().invoke(app, command, terminal_width=300)
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.output.split())
+        assert "is not a valid SQLite run store" in text
+        assert "disk full" not in text
+    with pytest.raises(StoreError, match="not a valid SQLite run store"):
+        Store(path)
+
+
+def _read_only_mount_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _read_only_mount_works(),
+                    reason="needs `unshare -m` (root) to mount a read-only file system")
+def test_reading_commands_work_on_a_read_only_file_system(tmp_path, tiny_study_file) -> None:
+    from typer.testing import CliRunner
+
+    from actlab.cli import app
+
+    folder, mounted = tmp_path / "store", tmp_path / "read-only"
+    folder.mkdir()
+    mounted.mkdir()
+    done = CliRunner().invoke(app, ["run", str(tiny_study_file), "--store",
+                                    str(folder / "a.db")])
+    assert done.exit_code == 0, done.output
+    actlab = f"{sys.executable} -m actlab.cli"
+    db, out = mounted / "a.db", tmp_path / "out"
+    script = " && ".join([
+        f"mount --bind {folder} {mounted}", f"mount -o remount,ro,bind {mounted}",
+        f"! touch {mounted}/probe",  # the file system is read-only indeed
+        f"{actlab} status tiny --store {db}", f"{actlab} runs tiny --store {db}",
+        f"{actlab} export tiny --store {db} -o {out}/export",
+        f"{actlab} report tiny --store {db} -o {out}/report --no-theory --no-svg"])
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "8/8" in result.stdout
+    assert (out / "export" / "runs.csv").exists()
+    assert (out / "report" / "index.html").exists()

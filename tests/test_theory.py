@@ -21,8 +21,21 @@ def test_known_moments_and_maps() -> None:
 
 
 def test_critical_weight_std_at_zero_bias() -> None:
-    assert critical_sw("relu") == pytest.approx(math.sqrt(2), abs=1e-3)  # sw² = 2
-    assert critical_sw("tanh") == pytest.approx(1.0, abs=0.01)
+    assert critical_sw("relu") == pytest.approx(math.sqrt(2), abs=1e-8)  # sw² = 2
+    # tanh at sb = 0: q* = 0 below sw = 1 (chi1 = sw² f'(0)² = sw²), so the edge is 1
+    assert critical_sw("tanh") == pytest.approx(1.0, abs=1e-6)
+
+
+def test_relu_phase_diagram_q_star_is_the_closed_form() -> None:
+    """With a bias, relu's q* = sb² / (1 - sw² / 2) below the boundary sw = sqrt 2 and is
+    unbounded above it: at each row's critical sw, q_star is that value (inf above)."""
+    rows = phase_diagram("relu", [0.05, 0.1, 0.3])
+    assert rows["critical_sw"].to_numpy() == pytest.approx(math.sqrt(2), abs=1e-8)
+    for row in rows.itertuples():
+        closed = row.sb ** 2 / (1 - row.critical_sw ** 2 / 2) if row.critical_sw ** 2 < 2 \
+            else math.inf
+        expected = closed if closed < 1e8 else math.inf  # meanfield.Q_CAP
+        assert row.q_star == pytest.approx(expected, rel=1e-5)
 
 
 def test_tanh_phases() -> None:

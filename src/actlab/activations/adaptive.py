@@ -10,6 +10,7 @@ epoch (the parameters, plus derived values such as the normalized combination we
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,8 @@ class PELU(Activation):
 
     properties = ActProperties(
         formula="(a/b) x if x >= 0 else a (exp(x/b) - 1)", reference="Trottier et al. 2017",
-        output_range=(-INF, INF), smooth=False, learnable=("a", "b"),
+        # f' is a/b on both sides of 0 (smooth); f > -a, and a > 0 stays (constrain).
+        output_range=(-1.0, INF), range_text="(-a, inf)", learnable=("a", "b"),
     )
     minimum = 0.1
 
@@ -108,14 +110,20 @@ class _TActBase(Activation):
     """(2A x + 2B) * sigmoid(2C x), the stable form of (A x + B)(tanh(C x) + 1)."""
 
     squared: bool = False
+    random_init: ClassVar[dict[str, tuple[float, float]]] = {"alpha": (0.0, 0.5),
+                                                             "beta": (0.0, 0.5)}
+
+    def _draw(self, name: str) -> float:
+        low, high = self.random_init[name]
+        return float(low + torch.rand((), device="cpu") * (high - low))
 
     def __init__(self, alpha: float | None = None, beta: float | None = None,
                  per_channel: bool = False, channels: int | None = None) -> None:
         super().__init__()
         # The reference draws alpha, beta ~ U(0, 0.5); here the draw is per site, from
         # torch's generator, so a seeded run gets the same values every time.
-        alpha = float(torch.rand((), device="cpu") * 0.5) if alpha is None else alpha
-        beta = float(torch.rand((), device="cpu") * 0.5) if beta is None else beta
+        alpha = self._draw("alpha") if alpha is None else alpha
+        beta = self._draw("beta") if beta is None else beta
         self.alpha = per_site_parameter(alpha, per_channel, channels, "tact")
         self.beta = per_site_parameter(beta, per_channel, channels, "tact")
 
@@ -206,7 +214,8 @@ class ATanh(_AffineGate):
 
 @register_activation("arelu")
 class AReLU(Activation):
-    """AReLU(z) = max(a z + c, b z + d). Hu et al. 2023.
+    """AReLU(z) = max(a z + c, b z + d), the adaptive ReLU of Hu et al. 2023 (IEEE TNNLS).
+    Not the attention-based AReLU of Chen et al. 2020, which is ``attention_relu``.
 
     ``start='relu'`` (default): a = 1, c = 0, b = 0, d = 0, i.e. it starts as ReLU.
     ``start='identity'``: the reference's a = b = 1, which starts as the identity.
@@ -309,3 +318,29 @@ class ComboFixed(_Combination):
 
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return torch.tanh(x), torch.sigmoid(x), F.relu(x)
+
+
+@register_activation("attention_relu", aliases=("arelu_chen",))
+class AttentionReLU(Activation):
+    """The attention-based AReLU of Chen et al. 2020 ("AReLU: Attention-based Rectified
+    Linear Unit"): relu(x) (1 + sigmoid(beta)) - clamp(alpha, 0.01, 0.99) relu(-x), i.e.
+    slope 1 + sigmoid(beta) for x >= 0 and clamp(alpha, 0.01, 0.99) for x < 0, with the
+    paper's start alpha = 0.9, beta = 2. (``arelu`` is Hu et al. 2023's max(a z + c,
+    b z + d), a different function.)"""
+
+    properties = ActProperties(
+        formula="relu(x) (1 + sigmoid(beta)) - clamp(alpha, 0.01, 0.99) relu(-x)",
+        reference="Chen et al. 2020", output_range=(-INF, INF), smooth=False,
+        learnable=("alpha", "beta"),
+    )
+
+    def __init__(self, alpha: float = 0.9, beta: float = 2.0, per_channel: bool = False,
+                 channels: int | None = None) -> None:
+        super().__init__()
+        self.alpha = per_site_parameter(alpha, per_channel, channels, "attention_relu")
+        self.beta = per_site_parameter(beta, per_channel, channels, "attention_relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        negative = torch.clamp(_broadcast(self.alpha, x), 0.01, 0.99)
+        positive = 1 + torch.sigmoid(_broadcast(self.beta, x))
+        return F.relu(x) * positive - negative * F.relu(-x)

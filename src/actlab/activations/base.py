@@ -33,6 +33,14 @@ class ActProperties:
     zero_centred: bool = False
     rectifier: bool = False  # has a region of exactly zero output (dead units possible)
     learnable: tuple[str, ...] = field(default_factory=tuple)
+    #: The range in words where a learnable parameter sets it (``output_range`` then
+    #: holds its value at the default options).
+    range_text: str = ""
+
+    @property
+    def range_label(self) -> str:
+        low, high = self.output_range
+        return self.range_text or f"[{low:g}, {high:g}]"
 
     @property
     def bounded(self) -> bool:
@@ -48,6 +56,9 @@ class Activation(nn.Module):
     """
 
     properties: ClassVar[ActProperties]
+    #: Options drawn per site from U(low, high) when not given (TAct's alpha and beta):
+    #: the matched gain averages over them (:func:`actlab.activations.gains.second_moment`).
+    random_init: ClassVar[dict[str, tuple[float, float]]] = {}
     spec: ActSpec | None = None
 
     def extra_repr(self) -> str:

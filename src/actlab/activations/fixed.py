@@ -56,7 +56,9 @@ class ELU(Activation):
 
     properties = ActProperties(
         formula="x if x > 0 else alpha * (exp(x) - 1)", reference="Clevert et al. 2016",
-        output_range=(-1.0, INF), smooth=False,
+        # f'(0-) = alpha and f'(0+) = 1: continuous at the default alpha = 1 (where ELU is
+        # CELU), a kink for any other alpha.
+        output_range=(-1.0, INF),
     )
 
     def __init__(self, alpha: float = 1.0) -> None:

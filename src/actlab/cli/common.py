@@ -26,7 +26,7 @@ from actlab.registry import UnknownNameError
 console = Console()
 err_console = Console(stderr=True)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="Comparative studies of activation functions and weight initializers.")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +38,7 @@ StoreOption = typer.Option(
 
 
 DataDirOption = typer.Option(
-    None, "--data-dir",
+    None, "--data-dir", exists=True, file_okay=False, dir_okay=True,
     help="Data directory; overrides the study file's data.data_dir and $ACTLAB_DATA "
          "[default: ~/.cache/actlab/data].")
 

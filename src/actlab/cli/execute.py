@@ -40,6 +40,7 @@ class Execution:
     keep_checkpoints: bool = False
     cohort: int = 1  # serial, local: runs trained together as one stacked model
     cohort_memory_mb: float | None = None  # cap on a cohort's memory (None: the default)
+    replan: bool = False  # replace the stored plan of a study of the same name
 
     @classmethod
     def choose(cls, executor: ExecutorName | None, jobs: int | None, **options: Any
@@ -102,8 +103,9 @@ class ProgressEvents:
     def run_finished(self, spec: Any, result: Any) -> None:
         self.progress.advance(self.overall)
         if result.status == "diverged":
-            self.progress.console.print(f"[yellow]diverged[/] {spec.describe()} in epoch "
-                                        f"{result.diverged_epoch}: {escape(result.reason)}")
+            self.progress.console.print(
+                f"[yellow]diverged[/] {spec.describe()} (lr {spec.train.optimizer.lr:g}) in "
+                f"epoch {result.diverged_epoch}: {escape(result.reason)}")
 
     def run_failed(self, spec: Any, error: str) -> None:
         self.progress.advance(self.overall)
@@ -208,14 +210,17 @@ def _execute_with_store(study: Any, store_path: Path, execution: Execution, repo
                         started: float) -> Any:
     from actlab.progress import set_progress_factory
     from actlab.study import Store
+    from actlab.study.executors import interrupted_by_termination
 
-    jobs = execution.jobs
     with Store(store_path) as db:
+        execution = _jobs_for_the_runs_left(db, study, specs, execution)
+        jobs = execution.jobs
         with Progress(*COLUMNS, console=console, transient=False) as progress:
             # Long data work inside runs (decoding an image folder) shows as a task here.
             set_progress_factory(functools.partial(_task_in, progress))
             try:
-                summary = _run(db, study, execution, progress, threads, data_dir)
+                with interrupted_by_termination():
+                    summary = _run(db, study, execution, progress, threads, data_dir)
             except KeyboardInterrupt:
                 progress.stop()
                 err_console.print("[yellow]interrupted[/]: finished runs are stored; run the "
@@ -244,12 +249,28 @@ def _execute_with_store(study: Any, store_path: Path, execution: Execution, repo
     return summary
 
 
+def _jobs_for_the_runs_left(db: Any, study: Any, specs: list[Any], execution: Execution
+                            ) -> Execution:
+    """No more local workers than runs left to run (each costs a process and a copy of
+    the data); their threads go to the workers that have a run."""
+    if execution.executor != "local":
+        return execution
+    done = {"completed", "diverged"} | (set() if execution.retry_failed else {"failed"})
+    statuses = db.statuses(study.name)
+    left = sum(statuses.get(spec.run_id) not in done for spec in specs)
+    if execution.jobs <= max(1, left):
+        return execution
+    console.print(f"[yellow]note[/]: {left} run(s) left: {max(1, left)} job(s) instead of "
+                  f"{execution.jobs}.")
+    return dataclasses.replace(execution, jobs=max(1, left))
+
+
 def _run(db: Any, study: Any, execution: Execution, progress: Progress, threads: int,
          data_dir: str | None) -> Any:
     from actlab.study.executors import run_study, run_study_local
 
     common = {"retry_failed": execution.retry_failed, "data_dir": data_dir,
-              "keep_checkpoints": execution.keep_checkpoints}
+              "keep_checkpoints": execution.keep_checkpoints, "replan": execution.replan}
     if execution.executor == "serial":
         return run_study(db, study, ProgressEvents(progress), cohort=execution.cohort,
                          cohort_memory_mb=execution.cohort_memory_mb, **common)

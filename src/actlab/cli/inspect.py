@@ -120,14 +120,13 @@ def _activation_details(pattern: str) -> None:
             torch_value = f"{torch_gain(name):.4f}"
         except ValueError:
             torch_value = "none (use gain: matched)"
-        low, high = props.output_range
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in (
             ("formula", props.formula),
             ("learnable", ", ".join(props.learnable) or "none"),
-            ("range", f"[{low:g}, {high:g}]"),
+            ("range", props.range_label),
             ("properties", ", ".join(flags) or "none of monotonic, smooth, bounded, zero-centred"),
             ("matched gain", f"{matched_gain(resolve_act(name)):.4f}"),
             ("torch gain", torch_value),

@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from actlab.cli.common import (
     DataDirOption,
@@ -36,8 +35,13 @@ def run(
     store: Path | None = StoreOption,
     report: bool = typer.Option(False, "--report", help="Write the report when done."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
-    threads: int | None = typer.Option(None, help="Torch threads in all, split between the "
-                                                  "jobs [default: all cores]."),
+    replan: bool = typer.Option(
+        False, "--replan", help="Replace the plan of a stored study of the same name with "
+                                "this file's (finished runs are kept)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run a plan of more than 10,000 runs."),
+    threads: int | None = typer.Option(None, min=1,
+                                       help="Torch threads in all, split between the "
+                                       "jobs [default: all cores]."),
     data_dir: Path | None = DataDirOption,
     keep_checkpoints: bool = typer.Option(
         False, "--keep-checkpoints", help="Keep each run's last checkpoint when it ends."),
@@ -65,13 +69,14 @@ def run(
              "memory; no limit on CPU]."),
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
-    from actlab.study import load_study
+    from actlab.study.plan import LARGE_PLAN, load_study
 
     execution = Execution.choose(
         executor, jobs, threads=threads, runs_per_gpu=runs_per_gpu, cpus_per_run=cpus_per_run,
-        address=address, retry_failed=retry_failed, data_dir=data_dir,
+        address=address, retry_failed=retry_failed, replan=replan, data_dir=data_dir,
         keep_checkpoints=keep_checkpoints, cohort=cohort, cohort_memory_mb=cohort_memory)
-    execute(load_study(study_file), store_path(store), execution, report=report)
+    study = load_study(study_file, max_runs=None if yes else LARGE_PLAN)
+    execute(study, store_path(store), execution, report=report)
 
 
 @app.command("lr-find")
@@ -88,7 +93,8 @@ def lr_find(
     steps: int = typer.Option(100, "--steps", help="Optimizer steps (lr grows geometrically)."),
     seed: int = typer.Option(0, "--seed"),
     option: list[str] = ModelOptionsOption,
-    threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+    threads: int | None = typer.Option(None, min=1,
+                                       help="Torch threads [default: all cores]."),
     data_dir: Path | None = DataDirOption,
     out: Path = typer.Option(Path("lr-find.png"), "--out", help="Plot (PNG)."),
 ) -> None:
@@ -147,7 +153,8 @@ def train(
     name: str | None = typer.Option(None, "--name", help="Study name [default: from the "
                                                           "settings]."),
     store: Path | None = StoreOption,
-    threads: int | None = typer.Option(None, help="Torch threads [default: all cores]."),
+    threads: int | None = typer.Option(None, min=1,
+                                       help="Torch threads [default: all cores]."),
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Train one run from the command line, stored as a one-cell study (re-running the
@@ -178,34 +185,40 @@ def train(
 @app.command()
 @handle_errors
 def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
-         store: Path | None = StoreOption) -> None:
+         store: Path | None = StoreOption,
+         yes: bool = typer.Option(False, "--yes", "-y",
+                                  help="List a plan of more than 10,000 runs.")) -> None:
     """Validate a study file and show its cells and what is already done."""
-    from actlab.study import Store, load_study
+    from actlab.cli.tables import print_runs
+    from actlab.study import Store
+    from actlab.study.cells import CELL_COLUMNS, cell_labels
     from actlab.study.frames import epoch_seconds
+    from actlab.study.plan import LARGE_PLAN, load_study
 
-    study = load_study(study_file)
+    study = load_study(study_file, max_runs=None if yes else LARGE_PLAN)
     specs = study.expand()
     done: dict[str, str] = {}
+    stored_plan: set[str] | None = None
     history: dict[tuple[str, str], float] = {}
     path = store_path(store)
     if path.exists():
         with Store(path) as db:
-            row = db.conn.execute("SELECT id FROM studies WHERE name=?", (study.name,)).fetchone()
-            if row is not None:
-                done = {r["run_id"]: r["status"] for r in db.conn.execute(
-                    "SELECT run_id, status FROM runs WHERE study_id=?", (row["id"],))}
+            done = db.statuses(study.name)
+            stored_plan = set(db.statuses(study.name, in_plan=True)) if done else None
             history = epoch_seconds(db.conn)
-    table = Table(title=f"study {study.name}: {len(specs)} runs")
-    for column in ("#", "model", "act", "init", "seed", "run id", "status"):
-        table.add_column(column)
-    for i, spec in enumerate(specs, 1):
-        table.add_row(str(i), spec.model_label, str(spec.act), str(spec.init), str(spec.seed),
-                      spec.run_id,
-                      done.get(spec.run_id, "new"))
-    console.print(table)
+    rows = [{"#": index, **cell, "run id": spec.run_id, "status": done.get(spec.run_id, "new")}
+            for index, (spec, cell) in enumerate(zip(specs, cell_labels(specs), strict=True), 1)]
+    columns = ("#", *CELL_COLUMNS, "run id", "status")
+    print_runs(console, f"study {study.name}: {len(specs)} runs", rows, columns,
+               ("#", "status", "act", "model", "init", "lr", "schedule", "seed", "corruption",
+                "dataset", "optimizer", "setting", "run id"), keep=("#", "run id", "status"))
     todo = [s for s in specs if done.get(s.run_id) not in ("completed", "diverged")]
     console.print(f"{len(specs) - len(todo)} of {len(specs)} runs finished; "
                   f"{_estimate(todo, history)}")
+    if stored_plan is not None and stored_plan != {spec.run_id for spec in specs}:
+        console.print(f"[yellow]note[/]: the store's study '{study.name}' has another plan "
+                      f"({len(stored_plan)} runs); `actlab run` refuses this file unless "
+                      "given --replan (or give the file another name).")
 
 
 def _estimate(todo: list[Any], history: dict[tuple[str, str], float]) -> str:

@@ -59,7 +59,7 @@ def report(
         err_console.print(f"[bold red]error:[/] no run store at {path}; run a study first "
                           "(`actlab run STUDY.yaml`) or pass --store.")
         raise typer.Exit(2)
-    with Store(path) as db:
+    with Store(path, read_only=True) as db:
         for name in studies:
             db.study_id(name)  # an unknown name is a clear error before any work
         try:
@@ -100,7 +100,7 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
     if not path.exists():
         console.print(f"no run store at {path} yet")
         return
-    with Store(path) as db:
+    with Store(path, read_only=True) as db:
         studies = [study_progress(db, name) for name in ([study] if study else db.studies())]
     states = ("pending", "running", "completed", "diverged", "failed")
     table = Table(title=str(path))
@@ -139,7 +139,7 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
                       "epoch times of finished runs in this store)")
 
 
-def _open_existing(store: Path | None) -> Any:
+def _open_existing(store: Path | None, read_only: bool = True) -> Any:
     from actlab.study import Store
 
     path = store_path(store)
@@ -147,11 +147,18 @@ def _open_existing(store: Path | None) -> Any:
         err_console.print(f"[bold red]error:[/] no run store at {path}; run a study first "
                           "(`actlab run STUDY.yaml`) or pass --store.")
         raise typer.Exit(2)
-    return Store(path)
+    return Store(path, read_only=read_only)
 
 
-RUN_COLUMNS = ("model", "act", "init", "seed", "status", "test_acc", "test_loss",
+#: The columns `actlab runs` chooses from: the cell, then the outcome. Those the same in
+#: every run are named under the table instead (but status, test_acc and run_id stay).
+RUN_COLUMNS = ("model", "dataset", "corruption", "act", "init", "optimizer", "lr",
+               "schedule", "setting", "seed", "status", "test_acc", "test_loss",
                "best_val_epoch", "diverged_epoch", "wall_time", "run_id")
+#: Highest first: what a narrow terminal keeps.
+RUN_PRIORITY = ("status", "test_acc", "act", "model", "init", "lr", "schedule", "seed",
+                "run_id", "corruption", "dataset", "optimizer", "setting", "test_loss",
+                "diverged_epoch", "best_val_epoch", "wall_time")
 
 
 @app.command()
@@ -162,27 +169,32 @@ def runs(
     where: list[str] = typer.Option(
         [], "--where", "-w", help="Filter as column=value (repeatable), e.g. -w act=mish "
                                   "-w status=diverged."),
-    columns: str = typer.Option(",".join(RUN_COLUMNS), "--columns",
-                                help="Comma-separated columns to show."),
+    columns: str | None = typer.Option(
+        None, "--columns", help="Comma-separated columns to show [default: those that "
+                                "vary, as many as fit the terminal]."),
 ) -> None:
     """The runs of a study as a table (filterable)."""
+    from actlab.cli.tables import print_runs
+
     with _open_existing(store) as db:
         records = db.study(study).records()
-    known = list(dict.fromkeys(key for record in records for key in record))
+    known = list(dict.fromkeys([*RUN_COLUMNS, *(key for record in records for key in record)]))
     for condition in where:
         key, sep, value = condition.partition("=")
         if not sep or key not in known:
-            err_console.print(f"[bold red]error:[/] cannot filter on '{condition}'; columns: "
-                              f"{', '.join(known)}")
+            err_console.print(f"[bold red]error:[/] cannot filter on '{condition}': use "
+                              f"column=value with a column of {', '.join(known)}")
             raise typer.Exit(2)
         records = [r for r in records if _cell(r.get(key), digits=None) == value]
-    chosen = [c.strip() for c in columns.split(",") if c.strip() in known]
-    table = Table(title=f"{study}: {len(records)} run(s)")
-    for column in chosen:
-        table.add_column(column)
-    for record in records:
-        table.add_row(*(_cell(record.get(c)) for c in chosen))
-    console.print(table)
+    chosen = [c.strip() for c in (columns or ",".join(RUN_COLUMNS)).split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in known]
+    if unknown:
+        err_console.print(f"[bold red]error:[/] no column {', '.join(unknown)}; columns: "
+                          f"{', '.join(known)}")
+        raise typer.Exit(2)
+    rows = [{c: _cell(record.get(c)) for c in chosen} for record in records]
+    print_runs(console, f"{study}: {len(records)} run(s)", rows, chosen, RUN_PRIORITY,
+               keep=("status", "test_acc", "run_id"), fixed=columns is not None)
 
 
 def _cell(value: Any, digits: int | None = 4) -> str:
@@ -265,7 +277,7 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete a study, its runs and their files from the store."""
-    with _open_existing(store) as db:
+    with _open_existing(store, read_only=False) as db:
         counts = db.study(study).counts()
         total = sum(counts.values())
         if not yes and not typer.confirm(f"delete study '{study}' and its {total} run(s) "

@@ -46,7 +46,9 @@ class ImageDataset:
                                    f"{len(labels)} labels")
             if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
                 raise DatasetError(f"{self.name} {split} has labels outside "
-                                   f"0..{len(self.classes) - 1}")
+                                   f"0..{len(self.classes) - 1} (found "
+                                   f"{int(labels.min())}..{int(labels.max())})"
+                                   + (f" in {self.source}" if self.source else ""))
 
     @property
     def num_classes(self) -> int:

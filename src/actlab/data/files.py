@@ -41,8 +41,20 @@ class Resource:
 
 def resolve_data_root(data_dir: str | os.PathLike | None) -> Path:
     """The data directory: the given one (CLI flag or study file), else ``$ACTLAB_DATA``,
-    else ``~/.cache/actlab/data``."""
-    return Path(data_dir).expanduser() if data_dir else default_data_root()
+    else ``~/.cache/actlab/data``. A directory the user names (the first two) must be an
+    existing directory: data is never looked for elsewhere in its place."""
+    if data_dir:
+        root, named = Path(data_dir).expanduser(), "the data directory"
+    elif os.environ.get("ACTLAB_DATA"):
+        root, named = default_data_root(), "$ACTLAB_DATA"
+    else:
+        return default_data_root()
+    if not root.is_dir():
+        problem = "is a file, not a directory" if root.exists() else "does not exist"
+        raise DatasetError(f"{named} {root} {problem}: point --data-dir (or the study "
+                           "file's data.data_dir, or $ACTLAB_DATA) at the folder that holds "
+                           "the datasets")
+    return root
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:

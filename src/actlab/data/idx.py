@@ -8,7 +8,9 @@ that does not match the header, a truncated gzip stream) is an error naming the 
 
 from __future__ import annotations
 
+import functools
 import gzip
+import logging
 import struct
 import zlib
 from pathlib import Path
@@ -18,6 +20,8 @@ import torch
 
 from actlab.data.base import DATASETS, DatasetError, DatasetShape, ImageDataset
 from actlab.data.files import Resource, download, md5sum, resolve_data_root
+
+log = logging.getLogger(__name__)
 
 IDX_UINT8 = 0x08
 # Official files and their published MD5s. MNIST's original host (yann.lecun.com) is
@@ -92,7 +96,7 @@ def load_idx_dataset(name: str, directory: Path, classes: tuple[str, ...], how_t
                      allow_download: bool = False) -> ImageDataset:
     """Load the four IDX files of an MNIST-family dataset from ``directory``; missing files
     are downloaded (MD5 verified) when ``allow_download`` and a network allow it."""
-    arrays = {}
+    arrays, paths = {}, {}
     for key, stem in MNIST_FILES.items():
         try:
             path = _find(directory, stem)
@@ -106,13 +110,19 @@ def load_idx_dataset(name: str, directory: Path, classes: tuple[str, ...], how_t
                 raise DatasetError(f"{name}: {stem}[.gz] not found in {directory}, and {exc}. "
                                    f"{how_to_get}") from None
         arrays[key] = read_idx(path)
+        paths[key] = path
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1:
-            raise DatasetError(f"{name} {split}: images must be 3-d and labels 1-d IDX files")
+            raise DatasetError(f"{name} {split}: images must be 3-d and labels 1-d IDX files "
+                               f"({paths[f'{split}_images']}, {paths[f'{split}_labels']})")
         if len(images) != len(labels):
             raise DatasetError(f"{name} {split}: {len(images)} images but {len(labels)} labels "
                                f"in {directory}")
+        if len(labels) and int(labels.max()) >= len(classes):
+            raise DatasetError(f"{name}: {paths[f'{split}_labels']} has label "
+                               f"{int(labels.max())}, outside 0..{len(classes) - 1}: is it "
+                               "the labels file of another dataset?")
     return ImageDataset(
         name=name,
         train_images=torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
@@ -146,10 +156,19 @@ def _idx_directory(data_dir: str | None, subdirs: tuple[str, ...],
     for candidate in candidates:
         try:
             _find(candidate, MNIST_FILES["train_images"])
-            return candidate
         except FileNotFoundError:
             continue
+        if candidate == fallback:  # not where the user pointed: say so
+            _say_fallback(subdirs[0], root, fallback)
+        else:
+            log.info("%s: reading %s", subdirs[0], candidate)
+        return candidate
     return root / subdirs[0]
+
+
+@functools.cache  # once per process, not once per run
+def _say_fallback(name: str, root: Path, fallback: Path) -> None:
+    log.warning("%s: no IDX files in %s; reading the system copy in %s", name, root, fallback)
 
 
 @DATASETS.register("fashion_mnist", aliases=("fashion-mnist", "fmnist"),

@@ -2,13 +2,16 @@
 is a good init").
 
 Orthonormal pre-initialization, then for each Conv/Linear layer in forward order, on one
-fixed data batch: measure the standard deviation of the layer's own output (before any
-normalization or activation) and divide the weights by it, until |std - 1| < tol or
-max_iter rescalings are done. Runs without gradients in train mode (so BatchNorm uses
+fixed data batch: measure the variance of the layer's own output (before any
+normalization or activation) and divide the weights by its square root, until
+|Var - 1| < tol or max_iter rescalings are done (the paper's Algorithm 1, tol = 0.1 as in
+its reference implementation). Runs without gradients in train mode (so BatchNorm uses
 batch statistics, as during training) and restores the model's mode and buffers.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -19,7 +22,8 @@ from actlab.inits.standard import Orthogonal
 
 @register_init("lsuv")
 class LSUV(Initializer):
-    """Orthonormal init, then per layer scale W by 1/std(output) until |std - 1| < tol."""
+    """Orthonormal init, then per layer scale W by 1/sqrt(Var(output)) until
+    |Var - 1| < tol."""
 
     reference = "Mishkin & Matas 2016"
 
@@ -50,14 +54,15 @@ class LSUV(Initializer):
             name = names[id(layer)]
             if name in report:  # a layer called twice is scaled on its first call only
                 return None
-            std = output.std().item()
+            variance = output.var().item()
             rescalings = 0
-            while abs(std - 1.0) >= self.tol and rescalings < self.max_iter:
-                layer.weight.div_(std)
+            while abs(variance - 1.0) >= self.tol and rescalings < self.max_iter:
+                layer.weight.div_(math.sqrt(variance))
                 rescalings += 1
                 output = layer.forward(inputs[0])  # .forward: no hooks, no recursion
-                std = output.std().item()
-            report[name] = {"std": std, "iterations": rescalings}
+                variance = output.var().item()
+            report[name] = {"variance": variance, "std": math.sqrt(variance),
+                            "iterations": rescalings}
             return output
 
         handles = [layer.register_forward_hook(rescale) for _, layer in weighted_layers(model)]

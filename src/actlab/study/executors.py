@@ -15,15 +15,17 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from actlab.spec import RunSpec
 from actlab.study.plan import Study
-from actlab.study.store import Heartbeat, Store, StoreError, new_owner
+from actlab.study.store import Heartbeat, PlanChangedError, Store, StoreError, new_owner
 from actlab.train.checkpoint import Checkpoint
 from actlab.train.cohort import cohort_key, cohort_refusal
 from actlab.train.core import EpochMetrics, LayerValues, ParamValues, RunObserver, RunResult
@@ -79,11 +81,45 @@ class StudySummary:
     runs: list[dict[str, Any]] = field(default_factory=list)  # records, if a caller wants
 
 
+@contextlib.contextmanager
+def interrupted_by_termination() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP stop this process as Ctrl-C does (a
+    KeyboardInterrupt): a runner gives its claimed run back (pending again) and a local
+    executor stops its workers, instead of dying with runs claimed and workers left
+    training. Only the main thread can receive signals; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_plan_kept(store: Store, study: Study, study_id: int, specs: list[RunSpec]) -> None:
+    """After a runner's loop: raise if another process re-planned the study (``actlab run
+    --replan``) and took runs of this runner's plan out of it unfinished, so that a
+    runner never ends as if its plan were done."""
+    lost = store.unfinished_out_of_plan(study_id, [spec.run_id for spec in specs])
+    if lost:
+        raise PlanChangedError(
+            f"study '{study.name}' was re-planned by another `actlab run --replan` while "
+            f"this runner ran: {len(lost)} of the {len(specs)} runs of this runner's plan "
+            "left the plan unfinished and were not run. Run the study file you want again "
+            "(the stored plan is now the other file's; --replan to restore this one)")
+
+
 def run_study(store: Store, study: Study, events: RunEvents | None = None,
               retry_failed: bool = False, data_dir: str | None = None,
               keep_checkpoints: bool = False, cohort: int = 1,
-              cohort_memory_mb: float | None = None, memory_share: int = 1
-              ) -> StudySummary:
+              cohort_memory_mb: float | None = None, memory_share: int = 1,
+              replan: bool = False) -> StudySummary:
     """Run every cell of ``study`` not finished yet, one after another. ``data_dir``
     overrides where every run reads its data (it is not part of a run's identity).
 
@@ -96,16 +132,34 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     ``cohort_memory_mb`` (default: 80% of the free GPU memory over ``memory_share``, the
     processes sharing the GPU; no limit on CPU); a run
     that cannot join a cohort trains alone. Cohorts write no checkpoints: an interrupted
-    cohort's runs start over."""
+    cohort's runs start over.
+
+    A study of the same name with another plan in the store is refused unless ``replan``
+    (:meth:`Store.register_study`)."""
     events = events or RunEvents()
     specs = study.expand()
-    study_id = store.register_study(study, specs)
+    study_id = store.register_study(study, specs, replan=replan)
     if retry_failed:
         store.reset_failed(study_id)
     counts = store.counts(study_id)
     events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
     owner = new_owner()
     summary = StudySummary(counts=counts)
+    try:
+        _claim_and_run(store, study_id, owner, events, summary, data_dir, keep_checkpoints,
+                       cohort, cohort_memory_mb, memory_share)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: nothing stays claimed by us
+        store.release_owned(study_id, owner)
+        raise
+    summary.counts = store.counts(study_id)
+    check_plan_kept(store, study, study_id, specs)
+    return summary
+
+
+def _claim_and_run(store: Store, study_id: int, owner: str, events: RunEvents,
+                   summary: StudySummary, data_dir: str | None, keep_checkpoints: bool,
+                   cohort: int, cohort_memory_mb: float | None, memory_share: int) -> None:
+    """The serial executor's loop: claim a run (or a cohort of them), train, repeat."""
     sizes: dict[str, int] = {}
     while (claimed := store.claim_next(study_id, owner)) is not None:
         spec = claimed.with_data_dir(data_dir)
@@ -124,8 +178,6 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
             _run_cohort(store, study_id, owner, members, events, summary)
         else:
             _run_single(store, study_id, owner, spec, events, summary, keep_checkpoints)
-    summary.counts = store.counts(study_id)
-    return summary
 
 
 def _cohort_size(spec: RunSpec, limit: int, budget_mb: float | None, share: int) -> int:
@@ -236,9 +288,12 @@ def _local_worker(store_path: str, study_document: dict, threads: int, retry_fai
     import torch
 
     torch.set_num_threads(threads)
-    with Store(store_path) as store:
-        run_study(store, Study.model_validate(study_document), None, retry_failed, data_dir,
-                  keep_checkpoints, cohort, cohort_memory_mb, memory_share)
+    try:
+        with interrupted_by_termination(), Store(store_path) as store:
+            run_study(store, Study.model_validate(study_document), None, retry_failed,
+                      data_dir, keep_checkpoints, cohort, cohort_memory_mb, memory_share)
+    except KeyboardInterrupt:  # stopped by the parent (or Ctrl-C): its run was given back
+        raise SystemExit(130) from None
 
 
 def visible_gpus() -> list[str]:
@@ -264,7 +319,8 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
                     on_progress: Callable[[dict[str, int]], None] | None = None,
                     retry_failed: bool = False, data_dir: str | None = None,
                     keep_checkpoints: bool = False, poll_s: float = 0.5, cohort: int = 1,
-                    cohort_memory_mb: float | None = None) -> StudySummary:
+                    cohort_memory_mb: float | None = None, replan: bool = False
+                    ) -> StudySummary:
     """The local executor: ``jobs`` worker processes split the study through the store's
     atomic claims (each worker a serial executor with ``threads_per_job`` torch threads).
     Where there are GPUs, each worker is pinned to one (:func:`gpu_assignment`).
@@ -276,7 +332,7 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     default the workers sharing a GPU split its free memory between their cohorts.
     """
     specs = study.expand()
-    study_id = store.register_study(study, specs)
+    study_id = store.register_study(study, specs, replan=replan)
     if retry_failed:
         store.reset_failed(study_id)
     finished = ("completed", "diverged", "failed")
@@ -290,10 +346,11 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     for worker in workers:
         worker.start()
     try:
-        while any(worker.is_alive() for worker in workers):
-            if on_progress is not None:
-                on_progress(store.counts(study_id))
-            time.sleep(poll_s)
+        with interrupted_by_termination():
+            while any(worker.is_alive() for worker in workers):
+                if on_progress is not None:
+                    on_progress(store.counts(study_id))
+                time.sleep(poll_s)
     except KeyboardInterrupt:
         for worker in workers:
             worker.terminate()
@@ -308,4 +365,5 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     if crashed:
         log.error("local executor: worker(s) %s exited abnormally; their runs are reclaimed "
                   "by the next `actlab run`", ", ".join(crashed))
+    check_plan_kept(store, study, study_id, specs)
     return StudySummary(counts=counts, ran=sum(counts[s] for s in finished) - before)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,15 @@ class Study(StrictModel):
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
+    def cell_count(self) -> int:
+        """How many runs the plan has at most (exclusions not subtracted), counted
+        without building a cell: what a user is asked to confirm before a huge grid."""
+        main = math.prod(len(values) for values in self.grid.values())
+        main *= math.prod(len(next(iter(group.values()))) for group in self.zip)
+        further = sum(math.prod(len(values) for values in grid.values())
+                      for grid in self.grids)
+        return (main + further + len(self.include)) * len(self.seed_list)
+
     def _excluded(self, cell: dict[str, Any]) -> bool:
         for rule in self.exclude:
             if all(path in cell and _matches(path, cell[path], wanted)
@@ -272,6 +282,10 @@ class Study(StrictModel):
                     problems[f"{line} (in cell {where or 'base'})"] = None
         if problems:
             raise StudyError(f"study '{self.name}'", list(problems))
+        if not specs:
+            raise StudyError(f"study '{self.name}'", [
+                "the plan is empty: `exclude` removes every cell of the grid; remove or "
+                "narrow an exclude entry"])
         seen: dict[str, RunSpec] = {}
         for spec, origin in specs:
             if spec.run_id in seen and origin == "grids":
@@ -329,15 +343,35 @@ def parse_study(data: Any, source: str = "study") -> Study:
         raise StudyError(source, format_validation_error(exc)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps
+    the last one silently, so `act:` written twice would drop the first list)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}): keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StudyError(str(path), ["file not found; check the path"]) from None
+    except UnicodeDecodeError as exc:
+        raise StudyError(str(path), [
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): a "
+            "study file is YAML text; check that this is the file you meant"]) from None
     except OSError as exc:
         raise StudyError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -376,9 +410,19 @@ def load_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
     return deep_merge(base, data)
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; errors name the file and each problem."""
+#: Above this many runs a command-line plan needs --yes (actlab run/plan).
+LARGE_PLAN = 10_000
+
+
+def load_study(path: str | Path, max_runs: int | None = None) -> Study:
+    """Read and validate a study file; errors name the file and each problem. With
+    ``max_runs``, a plan of more runs is refused before any cell is built."""
     path = Path(path)
     study = parse_study(load_document(path), str(path))
+    count = study.cell_count()
+    if max_runs is not None and count > max_runs:
+        raise StudyError(str(path), [
+            f"the plan has up to {count:,} runs, more than {max_runs:,}: pass --yes if you "
+            "mean it (building and storing them takes a while), or narrow the grid"])
     study.expand()  # validate every cell now, before anything runs
     return study

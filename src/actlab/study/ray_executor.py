@@ -33,7 +33,7 @@ from typing import Any
 
 from actlab import __version__
 from actlab.spec import RunSpec
-from actlab.study.executors import RunEvents, StudySummary
+from actlab.study.executors import RunEvents, StudySummary, check_plan_kept
 from actlab.study.plan import Study
 from actlab.study.store import Store, new_owner
 from actlab.train.checkpoint import Checkpoint, save_checkpoint_bytes
@@ -187,7 +187,7 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
                   retry_failed: bool = False, data_dir: str | None = None,
                   keep_checkpoints: bool = False, address: str | None = None,
                   resources: RayResources | None = None, max_losses: int = 3,
-                  heartbeat_s: float = 30.0) -> StudySummary:
+                  heartbeat_s: float = 30.0, replan: bool = False) -> StudySummary:
     """Run every cell of ``study`` not finished yet as Ray tasks (see the module doc).
 
     ``address`` is the cluster to use (None: the one ``RAY_ADDRESS`` names or ``ray
@@ -203,7 +203,7 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
             raise RayExecutorError(
                 "the study asks for device 'cuda' but the Ray cluster has no GPUs: start "
                 "nodes with GPUs or set train.device to auto or cpu")
-        study_id = store.register_study(study, specs)
+        study_id = store.register_study(study, specs, replan=replan)
         if retry_failed:
             store.reset_failed(study_id)
         counts = store.counts(study_id)
@@ -216,6 +216,7 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
                          max_losses=max_losses, heartbeat_s=heartbeat_s)
         driver.run()
         driver.summary.counts = store.counts(study_id)
+        check_plan_kept(store, study, study_id, specs)
         return driver.summary
     finally:
         if started_ray:

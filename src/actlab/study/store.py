@@ -116,8 +116,17 @@ CREATE TABLE IF NOT EXISTS params (
 
 def _disk_hint(exc: Exception) -> str:
     text = str(exc)
+    if _not_a_store(exc):
+        return ""
     return " (is the disk full or the file size limited?)" if (
         "disk" in text or "full" in text or "too large" in text) else ""
+
+
+def _not_a_store(exc: Exception) -> bool:
+    """SQLite's answer for a file that is not a database, or a truncated or overwritten
+    one ("file is not a database", "database disk image is malformed")."""
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in str(exc) or "malformed" in str(exc))
 
 
 def _write_error(path: Path, exc: Exception) -> str:
@@ -130,6 +139,22 @@ def _write_error(path: Path, exc: Exception) -> str:
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says why and what to do."""
+
+
+class PlanChangedError(StoreError):
+    """A study file plans other runs than the study of the same name in the store."""
+
+
+def _differences(stored: Any, given: Any, prefix: str = "") -> list[str]:
+    """``key: stored -> given`` for every leaf where two study documents differ."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        found = []
+        for key in dict.fromkeys([*stored, *given]):
+            found += _differences(stored.get(key), given.get(key), f"{prefix}{key}.")
+        return found
+    if stored == given:
+        return []
+    return [f"{prefix.rstrip('.')}: {json.dumps(stored)} -> {json.dumps(given)}"]
 
 
 def new_owner() -> str:
@@ -169,18 +194,59 @@ def _json(value: Any) -> str:
 class Store:
     """A connection to the run store at ``path`` (created on first use)."""
 
-    def __init__(self, path: str | Path, stale_after: float = 300.0) -> None:
+    def __init__(self, path: str | Path, stale_after: float = 300.0,
+                 read_only: bool = False) -> None:
+        """``read_only``: open an existing store only to read it (status, runs, report,
+        export), so that one on a read-only file system or without write permission can
+        be read; a store of an older schema is still upgraded first where it can be
+        written."""
         self.path = Path(path)
         self.stale_after = stale_after
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._open()
+            if not (read_only and self._open_read_only()):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._open()
         except StoreError as exc:
             raise StoreError(f"cannot open the run store: {exc}") from exc
         except (OSError, sqlite3.Error) as exc:
+            if _not_a_store(exc):
+                raise StoreError(
+                    f"{self.path} is not a valid SQLite run store ({exc}): was it truncated "
+                    "or overwritten? Restore it from a copy, or choose another --store") from exc
             raise StoreError(f"cannot open the run store at {self.path}: {exc}"
                              f"{_disk_hint(exc)}. Choose a writable location with --store or "
                              "ACTLAB_STORE.") from exc
+
+    def _open_read_only(self) -> bool:
+        """Connect without writing (True), or False when the store must first be
+        upgraded to this version's schema. On a read-only file system SQLite cannot make
+        the WAL's shared-memory file, so the store is then opened as immutable."""
+        if not self.path.is_file():
+            raise StoreError(f"no run store at {self.path}; run a study first or give its "
+                             "path with --store")
+        for mode in ("mode=ro", "immutable=1"):
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True,
+                                   timeout=60.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'"
+                                   ).fetchone()
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "unable to open" in str(exc) or "readonly" in str(exc):
+                    continue  # no -shm on a read-only file system: try immutable
+                raise
+            version = int(row["value"]) if row else 0
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise StoreError(f"{self.path} has schema version {version}, newer than this "
+                                 f"actlab understands ({SCHEMA_VERSION}); upgrade actlab")
+            if version < SCHEMA_VERSION:
+                conn.close()
+                return False
+            self.conn = conn
+            return True
+        raise StoreError(f"cannot read the run store at {self.path}")
 
     def _open(self, attempts: int = 200) -> None:
         """Connect, switch to WAL and create the schema. Several processes may open a new
@@ -237,8 +303,11 @@ class Store:
         self.close()
 
     @contextmanager
-    def transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction; ``immediate`` takes the write lock up front.
+    def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction; ``immediate`` (the default: every caller writes) takes
+        the write lock up front. A deferred transaction that reads and then writes fails
+        at once with "database is locked" when another process wrote in between (WAL
+        cannot upgrade its stale snapshot), instead of waiting its turn.
 
         A write the disk refuses (full, a size limit, an I/O error) rolls back and raises
         :class:`StoreError`: SQLite keeps the file consistent, and what was committed
@@ -258,21 +327,28 @@ class Store:
             raise StoreError(_write_error(self.path, exc)) from exc
 
     # -- studies -------------------------------------------------------------------------
-    def register_study(self, study: Study, specs: list[RunSpec]) -> int:
-        """Record ``study`` and its plan with each run's cell labels; new cells become
-        pending runs, cells no longer in the plan are kept but marked out of plan. Returns
-        the study's id."""
+    def register_study(self, study: Study, specs: list[RunSpec], replan: bool = False) -> int:
+        """Record ``study`` and its plan with each run's cell labels; returns the study's id.
+
+        A study already in the store keeps its plan: a study file of the same name that
+        plans other runs is refused (:class:`PlanChangedError`, naming the difference)
+        unless ``replan``. Re-planned, new cells become pending runs and cells no longer
+        in the plan are kept but marked out of plan (finished ones come back if a later
+        plan has them again)."""
         now = time.time()
         spec_json = study.model_dump_json()
         cells = cell_labels(specs)
         with self.transaction(immediate=True) as conn:
-            row = conn.execute("SELECT id FROM studies WHERE name=?", (study.name,)).fetchone()
+            row = conn.execute("SELECT id, spec FROM studies WHERE name=?",
+                               (study.name,)).fetchone()
             if row is None:
                 study_id = conn.execute(
                     "INSERT INTO studies (name, spec, created_at, updated_at) VALUES (?,?,?,?)",
                     (study.name, spec_json, now, now)).lastrowid
             else:
                 study_id = row["id"]
+                if not replan:
+                    self._check_same_plan(conn, study_id, row["spec"], study, specs)
                 conn.execute("UPDATE studies SET spec=?, updated_at=? WHERE id=?",
                              (spec_json, now, study_id))
             conn.execute("UPDATE runs SET in_plan=0 WHERE study_id=?", (study_id,))
@@ -284,6 +360,40 @@ class Store:
                     "cell=excluded.cell",
                     (study_id, spec.run_id, position, spec.model_dump_json(), json.dumps(cell)))
         return study_id
+
+    def _check_same_plan(self, conn: sqlite3.Connection, study_id: int, stored_json: str,
+                         study: Study, specs: list[RunSpec]) -> None:
+        stored = {r["run_id"] for r in conn.execute(
+            "SELECT run_id FROM runs WHERE study_id=? AND in_plan=1", (study_id,))}
+        given = {spec.run_id for spec in specs}
+        if stored == given:
+            return
+        changes = _differences(json.loads(stored_json), study.model_dump(mode="json"))
+        shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6
+                                          else "")
+        shown = shown or "same settings, another version of actlab"
+        raise PlanChangedError(
+            f"study '{study.name}' in {self.path} has another plan: {len(stored - given)} of "
+            f"its {len(stored)} runs are not in this file's plan and {len(given - stored)} of "
+            f"this file's {len(given)} runs are not in it ({shown}). Give this study file "
+            "another name, or pass --replan to replace the stored plan (finished runs are "
+            "kept; a runner of the old plan stops with an error)")
+
+    def unfinished_out_of_plan(self, study_id: int, run_ids: list[str]) -> list[str]:
+        """Those of ``run_ids`` that another process's re-plan took out of the plan
+        before they finished."""
+        rows = self.conn.execute(
+            "SELECT run_id FROM runs WHERE study_id=? AND in_plan=0 AND status IN "
+            "('pending', 'running')", (study_id,))
+        wanted = set(run_ids)
+        return [r["run_id"] for r in rows if r["run_id"] in wanted]
+
+    def statuses(self, name: str, in_plan: bool = False) -> dict[str, str]:
+        """Run id -> status of every run stored for the study ``name`` (only those of its
+        current plan if ``in_plan``; empty when there is no such study)."""
+        return {r["run_id"]: r["status"] for r in self.conn.execute(
+            "SELECT run_id, status FROM runs JOIN studies s ON s.id = runs.study_id "
+            "WHERE s.name=? AND (in_plan=1 OR ?=0)", (name, int(in_plan)))}
 
     def study_id(self, name: str) -> int:
         row = self.conn.execute("SELECT id FROM studies WHERE name=?", (name,)).fetchone()
@@ -438,6 +548,17 @@ class Store:
             conn.execute("UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL "
                          "WHERE study_id=? AND run_id=?", (study_id, run_id))
 
+    def release_owned(self, study_id: int, owner: str) -> int:
+        """Give back every run ``owner`` still holds (its process is stopping: a signal
+        may land between a claim and the training that would release it); returns how
+        many."""
+        held = [r["run_id"] for r in self.conn.execute(
+            "SELECT run_id FROM runs WHERE study_id=? AND owner=? AND status='running'",
+            (study_id, owner))]
+        for run_id in held:
+            self.release(study_id, run_id)
+        return len(held)
+
     def reset_failed(self, study_id: int) -> int:
         with self.transaction() as conn:
             return conn.execute("UPDATE runs SET status='pending', error=NULL, "
@@ -484,4 +605,4 @@ def open_store(path: str | Path = "results/actlab.db") -> Store:
     """Open a run store: ``actlab.open_store('results/actlab.db').study('quickstart').runs()``."""
     if not Path(path).exists():
         raise StoreError(f"no run store at {path}; run a study first or give its path")
-    return Store(path)
+    return Store(path, read_only=True)

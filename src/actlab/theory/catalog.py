@@ -36,18 +36,17 @@ def af_properties(act: Any) -> dict[str, Any]:
         torch_value = torch_gain(spec)
     except ValueError:
         torch_value = float("nan")
-    low, high = props.output_range
     return {
         "act": spec.label if hasattr(spec, "label") else str(act),
         "formula": props.formula,
         "learnable": ", ".join(props.learnable) or "-",
-        "range": f"[{low:g}, {high:g}]",
+        "range": props.range_label,
         "monotonic": props.monotonic, "smooth": props.smooth, "bounded": props.bounded,
         "zero_centred": props.zero_centred,
         "f(0)": _at_zero(fn), "f'(0)": float(grad(zero)),
         "E[f]": gaussian_expectation(fn),
         "E[f^2]": gaussian_expectation(lambda z: fn(z) ** 2),
-        "E[f'^2]": gaussian_expectation(lambda z: grad(z) ** 2, smooth=False),
+        "E[f'^2]": gaussian_expectation(lambda z: grad(z) ** 2),
         "matched_gain": matched_gain(spec), "torch_gain": torch_value,
     }
 

@@ -51,46 +51,47 @@ def variance_map(act: ActLike, q: float, sw: float, sb: float = 0.0) -> float:
     return sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2, std=math.sqrt(q)) + sb ** 2
 
 
-def fixed_point(act: ActLike, sw: float, sb: float = 0.0, q0: float = 1.0,
-                iterations: int = 500, tol: float = 1e-10) -> float:
-    """q* by iterating the variance map from ``q0`` (capped at 1e8: the map of an
-    unbounded AF with sw above its gain has no finite fixed point; 0 when the signal
-    dies out).
+#: q* above this counts as unbounded (the map of an unbounded AF above its gain grows for
+#: ever); below :data:`Q_FLOOR` the signal has died out.
+Q_CAP, Q_FLOOR = 1e8, 1e-12
 
-    Near the edge of chaos the map contracts slowly (relu with a bias: q -> sw² q / 2 +
-    sb², rate sw²/2), so three iterates that approach monotonically are extrapolated
-    with Aitken's Δ² (exact for a linear map), never against the direction of travel:
-    growth to infinity is not mistaken for the unstable fixed point behind it."""
+
+def fixed_point(act: ActLike, sw: float, sb: float = 0.0, q0: float = 1.0) -> float:
+    """q*, the fixed point the variance map reaches from ``q0``: the root of V(q) - q on
+    the side the map moves to from ``q0``, bracketed by doubling (or halving) and found
+    by Brent's method to 1e-12 relative. ``inf`` when V(q) > q up to :data:`Q_CAP` (an
+    unbounded AF above its critical weight std: relu at sw >= sqrt 2 with a bias), 0 when
+    V(q) < q down to :data:`Q_FLOOR` (the signal dies out: sb = 0 in the ordered phase).
+
+    Solving V(q) = q, rather than iterating the map, is what makes q* exact near the
+    edge of chaos, where the map contracts at a rate close to 1 (relu with a bias:
+    q -> sw^2 q / 2 + sb^2, so q* = sb^2 / (1 - sw^2 / 2), and tanh at sb = 0, whose
+    iterates approach 0 like 1/l): any number of iterations stops short of q*."""
     fn = float64_function(act)
 
-    def step(q: float) -> float:
-        return sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2,
-                                              std=math.sqrt(max(q, 0.0))) + sb ** 2
+    def excess(q: float) -> float:
+        return sw ** 2 * gaussian_expectation(lambda z: fn(z) ** 2, std=math.sqrt(q)) \
+            + sb ** 2 - q
 
-    q, trail = q0, [q0]
-    for _ in range(iterations):
-        new = step(q)
-        if not math.isfinite(new) or new > 1e8:
+    def settled(q: float, value: float) -> bool:  # V(q) = q up to rounding
+        return abs(value) <= 1e-12 * q
+
+    start = excess(q0)
+    if settled(q0, start):
+        return q0
+    growing = start > 0
+    near, far, value = q0, q0, start
+    while (value > 0) == growing:  # step on until V(q) - q changes sign
+        if settled(far, value):
+            return far
+        near, far = far, far * 2 if growing else far / 2
+        if far > Q_CAP:
             return math.inf
-        if abs(new - q) <= tol * max(1.0, q):
-            return new
-        q = new
-        trail.append(q)
-        if len(trail) == 3:
-            accelerated = _aitken(*trail)
-            q = q if accelerated is None else accelerated
-            trail = [q]
-    return q
-
-
-def _aitken(q0: float, q1: float, q2: float) -> float | None:
-    """The Δ² extrapolation of a monotone, contracting sequence (None otherwise)."""
-    d1, d2 = q1 - q0, q2 - q1
-    if d1 == 0 or not 0 < d2 / d1 < 1:
-        return None
-    limit = q2 - d2 * d2 / (d2 - d1)
-    ahead = (limit - q2) * d2 >= 0
-    return max(limit, 0.0) if ahead and math.isfinite(limit) else None
+        if far < Q_FLOOR:
+            return 0.0
+        value = excess(far)
+    low, high = sorted((near, far))
+    return brentq(excess, low, high, xtol=Q_FLOOR, rtol=1e-12)
 
 
 def chi1(act: ActLike, sw: float, sb: float = 0.0, q: float | None = None) -> float:
@@ -99,13 +100,12 @@ def chi1(act: ActLike, sw: float, sb: float = 0.0, q: float | None = None) -> fl
     if not math.isfinite(q):
         return math.inf
     grad = derivative(act)
-    # f' of a rectifier jumps at 0: the expectation's grid rule handles jumps.
-    return sw ** 2 * gaussian_expectation(lambda z: grad(z) ** 2, std=math.sqrt(max(q, 0.0)),
-                                          smooth=False)
+    # f' of a rectifier jumps at 0: a panel edge of the expectation's rule.
+    return sw ** 2 * gaussian_expectation(lambda z: grad(z) ** 2, std=math.sqrt(max(q, 0.0)))
 
 
 def critical_sw(act: ActLike, sb: float = 0.0, low: float = 0.05, high: float = 6.0,
-                xtol: float = 1e-4) -> float:
+                xtol: float = 1e-10) -> float:
     """The weight std at the edge of chaos for bias std ``sb``: the root of χ₁(sw) = 1
     (NaN if χ₁ - 1 does not change sign in [low, high])."""
     def excess(sw: float) -> float:

@@ -1,0 +1,70 @@
+"""Tables of runs that stay readable at any terminal width (``actlab plan``, ``runs``).
+
+A column whose value is the same in every row says nothing per row: it is left out and
+named once under the table. Columns that still do not fit are left out lowest priority
+first (and named), instead of every column being cut to a few characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+#: Room a column takes beyond its widest value: rich's padding and border.
+COLUMN_OVERHEAD = 3
+
+
+def constant_columns(rows: list[dict[str, str]], columns: Sequence[str]) -> dict[str, str]:
+    """The columns with one value in every row (of two or more rows), with that value."""
+    if len(rows) < 2:
+        return {}
+    return {c: rows[0][c] for c in columns if len({row[c] for row in rows}) == 1}
+
+
+def fitting(rows: list[dict[str, str]], columns: Sequence[str], priority: Sequence[str],
+            width: int) -> list[str]:
+    """``columns`` (in their order) without the lowest-``priority`` ones that do not fit
+    in ``width`` characters; columns not in ``priority`` go first."""
+    def room(column: str) -> int:
+        widest = max([len(column), *(len(row[column]) for row in rows)])
+        return widest + COLUMN_OVERHEAD
+
+    kept = list(columns)
+    unranked = [c for c in kept if c not in priority]
+    order = unranked[::-1] + [c for c in priority[::-1] if c in kept]
+    while sum(room(c) for c in kept) + 1 > width and len(kept) > 1:
+        kept.remove(order.pop(0))
+    return kept
+
+
+def print_runs(console: Console, title: str, rows: list[dict[str, Any]],
+               columns: Sequence[str], priority: Sequence[str], *,
+               keep: Sequence[str] = (), fixed: bool = False) -> None:
+    """Print ``rows`` under ``title``: every column of ``columns`` if ``fixed`` (the user
+    chose them), else those that vary (and ``keep``) and fit the console's width, with a
+    line naming what was left out."""
+    text = [{c: "" if row.get(c) is None else str(row.get(c)) for c in columns} for row in rows]
+    notes = []
+    shown = list(columns)
+    if not fixed:
+        same = {c: v for c, v in constant_columns(text, columns).items() if c not in keep}
+        shown = [c for c in columns if c not in same]
+        if same:
+            notes.append("same in every run: " + ", ".join(
+                f"{c}={v or '-'}" for c, v in same.items()))
+        fitted = fitting(text, shown, priority, console.width)
+        if len(fitted) < len(shown):
+            notes.append("left out at this width: " + ", ".join(
+                c for c in shown if c not in fitted) + " (--columns to choose)")
+        shown = fitted
+    table = Table(title=title)
+    for column in shown:
+        table.add_column(column, no_wrap=True, overflow="fold")
+    for row in text:
+        table.add_row(*(row[c] for c in shown))
+    console.print(table)
+    for note in notes:
+        console.print(f"[dim]{note}[/]")
