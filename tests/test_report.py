@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from actlab.cli import app
@@ -68,7 +69,8 @@ def all_axes_report(tmp_path_factory) -> Path:
     study = folder / "allaxes.yaml"
     study.write_text(ALL_AXES)
     db = folder / "actlab.db"
-    result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", "2"])
+    threads = str(torch.get_num_threads())  # the worker's share of the cores (conftest)
+    result = runner.invoke(app, ["run", str(study), "--store", str(db), "--threads", threads])
     assert result.exit_code == 0, result.output
     out = folder / "out"
     result = runner.invoke(app, ["report", "allaxes", "--store", str(db), "-o", str(out)],

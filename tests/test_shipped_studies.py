@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -177,8 +178,10 @@ def test_cpu_variant_runs_end_to_end(path: Path, tmp_path: Path) -> None:
     study = shrunk(path, tmp_path)
     db = tmp_path / "actlab.db"
     data_dir = ["--data-dir", str(SHARED_DATA)] if SHARED_DATA.exists() else []
+    # The worker's share of the cores (tests/conftest.py): more would oversubscribe them.
+    threads = str(torch.get_num_threads())
     result = runner.invoke(app, ["run", str(study), "--store", str(db), *data_dir,
-                                 "--threads", "2"], terminal_width=200)
+                                 "--threads", threads], terminal_width=200)
     assert result.exit_code == 0, result.output
     name = yaml.safe_load(study.read_text())["name"]
     out = tmp_path / "report"
