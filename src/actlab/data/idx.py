@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import logging
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -158,7 +159,8 @@ def _idx_directory(data_dir: str | None, subdirs: tuple[str, ...],
             _find(candidate, MNIST_FILES["train_images"])
         except FileNotFoundError:
             continue
-        if candidate == fallback:  # not where the user pointed: say so
+        named = bool(data_dir or os.environ.get("ACTLAB_DATA"))
+        if candidate == fallback and named:  # not where the user pointed: say so
             _say_fallback(subdirs[0], root, fallback)
         else:
             log.info("%s: reading %s", subdirs[0], candidate)
