@@ -209,9 +209,6 @@ def _run_single(store: Store, study_id: int, owner: str, spec: RunSpec, events: 
         with Heartbeat(store.path, study_id, run_id, owner):
             result = run_one(spec, StoreObserver(store, study_id, spec, events),
                              checkpoint=checkpoint)
-    except KeyboardInterrupt:
-        store.release(study_id, run_id)
-        raise
     except StoreError:
         raise  # the store itself cannot be written: not this run's fault; stop here
     except Exception:
@@ -242,10 +239,6 @@ def _run_cohort(store: Store, study_id: int, owner: str, members: list[RunSpec],
                 beats.enter_context(Heartbeat(store.path, study_id, run_id, owner))
             results = train_cohort(members, observers=[
                 StoreObserver(store, study_id, spec, events) for spec in members])
-    except KeyboardInterrupt:
-        for run_id in ids:
-            store.release(study_id, run_id)
-        raise
     except StoreError:
         raise
     except Exception:
