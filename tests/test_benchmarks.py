@@ -32,6 +32,7 @@ QUICK_ARGS = {
     "notebook_loop.py": ["--setups", "lenet5/synthetic", "--epochs", "1", "--workers", "0"],
     "parallel_runs.py": ["--dataset", "synthetic", "--runs", "2", "--train-per-class", "20",
                          "--repeats", "1"],
+    "plan_size.py": ["--runs", "20"],
     "startup.py": ["--repeats", "1", "--no-cold"],
     "step_profile.py": ["--steps", "2", "--rows", "3"],
 }

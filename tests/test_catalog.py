@@ -57,6 +57,18 @@ def test_a_bad_question_keeps_its_message(fresh_catalog) -> None:
         reread()
 
 
+def test_steady_answers_are_the_same_and_bad_questions_still_fail(fresh_catalog) -> None:
+    """Inside catalog.steady() (a plan's expansion) repeated questions are answered from
+    memory, with the same values and the same errors as outside it."""
+    outside = catalog.component_label("activation", "lrelu(slope=0.3)")
+    with catalog.steady():
+        for _ in range(3):
+            assert catalog.component_label("activation", "lrelu(slope=0.3)") == outside
+            with pytest.raises(ValueError, match=r"unknown activation 'relu6x'"):
+                catalog.component_label("activation", "relu6x")
+    assert catalog._steady is None
+
+
 def test_a_new_version_of_the_code_starts_a_new_catalog(fresh_catalog, monkeypatch) -> None:
     catalog.component_label("activation", "lrelu")
     (old,) = fresh_catalog.glob("catalog-*.json")

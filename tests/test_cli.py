@@ -222,6 +222,11 @@ def test_plan_and_runs_show_the_axes_that_vary_at_80_columns(tmp_path) -> None:
     assert {line.split("│")[2].strip() for line in rows} == {"0.01", "0.02", "0.05"}
     assert "same in every run: model=lenet5" in " ".join(plan.output.split())
     assert "…" not in plan.output
+    first = runner.invoke(app, ["plan", str(study), "--store", str(db), "--limit", "2"],
+                          terminal_width=80)
+    assert len([line for line in first.output.splitlines() if "new" in line]) == 2
+    assert "showing the first 2 of 6 runs (--limit 0 shows all)" in first.output
+    assert "--columns" not in first.output  # plan has no such option
     with Store(db) as store:
         loaded = load_study(study)
         store.register_study(loaded, loaded.expand())

@@ -260,6 +260,7 @@ def test_reading_commands_work_on_a_read_only_file_system(tmp_path, tiny_study_f
         f"mount --bind {folder} {mounted}", f"mount -o remount,ro,bind {mounted}",
         f"! touch {mounted}/probe",  # the file system is read-only indeed
         f"{actlab} status tiny --store {db}", f"{actlab} runs tiny --store {db}",
+        f"{actlab} plan {tiny_study_file} --store {db}",
         f"{actlab} export tiny --store {db} -o {out}/export",
         f"{actlab} report tiny --store {db} -o {out}/report --no-theory --no-svg"])
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,

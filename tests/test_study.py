@@ -47,6 +47,16 @@ def test_run_id_is_stable_across_spelling_and_key_order() -> None:
     # The hash is a pinned function of the content: changing it orphans users' stores.
     assert RunSpec().run_id == RunSpec.model_validate({}).run_id
     assert len(a.run_id) == 16
+    # The id is computed once per spec; a copy with other values has its own.
+    assert a.model_copy(update={"seed": 1}).run_id == RunSpec.model_validate(
+        {**a.model_dump(), "seed": 1}).run_id
+
+
+def test_a_copy_of_a_study_with_other_values_expands_to_its_own_plan() -> None:
+    study = parse_study({"name": "s", "grid": {"act": ["relu", "tanh"]}, "seeds": 2})
+    assert len(study.expand()) == 4
+    assert len(study.model_copy(update={"seeds": 1}).expand()) == 2
+    assert len(study.expand()) == 4
 
 
 @pytest.mark.parametrize(("text", "message"), [

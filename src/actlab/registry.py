@@ -53,6 +53,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
         self._aliases: dict[str, str] = {}
+        #: Whether an entry was registered from outside actlab (a user's own component).
+        self.foreign = False
 
     def register(
         self, name: str, *, aliases: tuple[str, ...] = (), **meta: object
@@ -72,6 +74,8 @@ class Registry(Generic[T]):
             if candidate in self._entries or candidate in self._aliases:
                 raise DuplicateNameError(f"{self.kind} '{candidate}' is already registered")
         self._entries[key] = Entry(key, factory, tuple(a.lower() for a in aliases), dict(meta))
+        if not getattr(factory, "__module__", "").startswith("actlab."):
+            self.foreign = True
         for alias in aliases:
             self._aliases[alias.lower()] = key
 

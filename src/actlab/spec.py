@@ -13,8 +13,10 @@ rules.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -326,11 +328,20 @@ class RunSpec(StrictModel):
                     dumped[section].pop(name)
         return dumped
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
-        """Stable content hash: equal for equal specs, whatever the key order of the file."""
+        """Stable content hash: equal for equal specs, whatever the key order of the file.
+        Computed once per spec (a plan of 50,000 runs looks its ids up several times)."""
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> RunSpec:
+        """A copy, with ``update`` applied; the copy computes its own run id (pydantic
+        copies a cached run id along with the fields)."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("run_id", None)
+        return copied
 
     def with_data_dir(self, data_dir: str | None) -> RunSpec:
         """The same run reading its data from ``data_dir`` (the CLI's --data-dir, which

@@ -37,6 +37,10 @@ StoreOption = typer.Option(
     help=f"SQLite run store [default: {DEFAULT_STORE}, or $ACTLAB_STORE].")
 
 
+LimitOption = typer.Option(
+    200, "--limit", min=0, help="Draw at most this many runs in the table (0: all).")
+
+
 DataDirOption = typer.Option(
     None, "--data-dir", exists=True, file_okay=False, dir_okay=True,
     help="Data directory; overrides the study file's data.data_dir and $ACTLAB_DATA "

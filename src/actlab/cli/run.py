@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from rich.markup import escape
 
 from actlab.cli.common import (
     DataDirOption,
+    LimitOption,
     ModelOptionsOption,
     StoreOption,
     app,
@@ -187,7 +189,8 @@ def train(
 def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
          store: Path | None = StoreOption,
          yes: bool = typer.Option(False, "--yes", "-y",
-                                  help="List a plan of more than 10,000 runs.")) -> None:
+                                  help="List a plan of more than 10,000 runs."),
+         limit: int = LimitOption) -> None:
     """Validate a study file and show its cells and what is already done."""
     from actlab.cli.tables import print_runs
     from actlab.study import Store
@@ -197,12 +200,13 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
 
     study = load_study(study_file, max_runs=None if yes else LARGE_PLAN)
     specs = study.expand()
+    gc.freeze()  # the specs live to the end: labelling them need not re-scan them (-30%)
     done: dict[str, str] = {}
     stored_plan: set[str] | None = None
     history: dict[tuple[str, str], float] = {}
     path = store_path(store)
     if path.exists():
-        with Store(path) as db:
+        with Store(path, read_only=True) as db:
             done = db.statuses(study.name)
             stored_plan = set(db.statuses(study.name, in_plan=True)) if done else None
             history = epoch_seconds(db.conn)
@@ -211,7 +215,8 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
     columns = ("#", *CELL_COLUMNS, "run id", "status")
     print_runs(console, f"study {study.name}: {len(specs)} runs", rows, columns,
                ("#", "status", "act", "model", "init", "lr", "schedule", "seed", "corruption",
-                "dataset", "optimizer", "setting", "run id"), keep=("#", "run id", "status"))
+                "dataset", "optimizer", "setting", "run id"), keep=("#", "run id", "status"),
+               limit=limit)
     todo = [s for s in specs if done.get(s.run_id) not in ("completed", "diverged")]
     console.print(f"{len(specs) - len(todo)} of {len(specs)} runs finished; "
                   f"{_estimate(todo, history)}")

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from actlab.cli.common import (
+    LimitOption,
     StoreOption,
     app,
     console,
@@ -172,6 +173,7 @@ def runs(
     columns: str | None = typer.Option(
         None, "--columns", help="Comma-separated columns to show [default: those that "
                                 "vary, as many as fit the terminal]."),
+    limit: int = LimitOption,
 ) -> None:
     """The runs of a study as a table (filterable)."""
     from actlab.cli.tables import print_runs
@@ -194,7 +196,8 @@ def runs(
         raise typer.Exit(2)
     rows = [{c: _cell(record.get(c)) for c in chosen} for record in records]
     print_runs(console, f"{study}: {len(records)} run(s)", rows, chosen, RUN_PRIORITY,
-               keep=("status", "test_acc", "run_id"), fixed=columns is not None)
+               keep=("status", "test_acc", "run_id"), fixed=columns is not None, limit=limit,
+               choose_hint=" (--columns to choose)")
 
 
 def _cell(value: Any, digits: int | None = 4) -> str:

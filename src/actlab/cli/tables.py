@@ -42,10 +42,14 @@ def fitting(rows: list[dict[str, str]], columns: Sequence[str], priority: Sequen
 
 def print_runs(console: Console, title: str, rows: list[dict[str, Any]],
                columns: Sequence[str], priority: Sequence[str], *,
-               keep: Sequence[str] = (), fixed: bool = False) -> None:
+               keep: Sequence[str] = (), fixed: bool = False, limit: int = 0,
+               choose_hint: str = "") -> None:
     """Print ``rows`` under ``title``: every column of ``columns`` if ``fixed`` (the user
     chose them), else those that vary (and ``keep``) and fit the console's width, with a
-    line naming what was left out."""
+    line naming what was left out. With ``limit``, only the first ``limit`` rows are
+    drawn (the columns are still chosen from all of them): a terminal table of 50,000
+    runs took a minute to draw and helps no one. ``choose_hint`` tells how to pick the
+    columns (the command's option), after the note on columns left out."""
     text = [{c: "" if row.get(c) is None else str(row.get(c)) for c in columns} for row in rows]
     notes = []
     shown = list(columns)
@@ -58,13 +62,17 @@ def print_runs(console: Console, title: str, rows: list[dict[str, Any]],
         fitted = fitting(text, shown, priority, console.width)
         if len(fitted) < len(shown):
             notes.append("left out at this width: " + ", ".join(
-                c for c in shown if c not in fitted) + " (--columns to choose)")
+                c for c in shown if c not in fitted) + choose_hint)
         shown = fitted
     table = Table(title=title)
     for column in shown:
         table.add_column(column, no_wrap=True, overflow="fold")
-    for row in text:
+    drawn = text[:limit] if limit else text
+    for row in drawn:
         table.add_row(*(row[c] for c in shown))
     console.print(table)
+    if len(drawn) < len(text):
+        notes.insert(0, f"showing the first {len(drawn):,} of {len(text):,} runs "
+                        "(--limit 0 shows all)")
     for note in notes:
         console.print(f"[dim]{note}[/]")

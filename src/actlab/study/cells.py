@@ -44,9 +44,10 @@ def model_labels(specs: list[RunSpec]) -> list[str]:
     given: dict[str, set[str]] = {}
     for spec in specs:
         given.setdefault(spec.model, set()).update(spec.model_options)
+    defaults_of = {model: catalog.model_options(model) for model in given}
     labels = []
     for spec in specs:
-        defaults = catalog.model_options(spec.model)
+        defaults = defaults_of[spec.model]
         shown = [k for k in defaults if k in given[spec.model]]
         labels.append(option_label(spec.model, {k: spec.model_options.get(k, defaults[k])
                                                 for k in shown}))
@@ -60,10 +61,17 @@ def settings(specs: list[RunSpec]) -> list[str]:
     flat = [flatten_fields(spec.identity(), whole=WHOLE_FIELDS | {"data.corruption"})
             for spec in specs]
     paths = sorted({p for fields in flat for p in fields} - NAMED_FIELDS)
-    varying = [p for p in paths
-               if len({json.dumps(f.get(p), sort_keys=True) for f in flat}) > 1]
+    varying = [p for p in paths if len({_comparable(f.get(p)) for f in flat}) > 1]
     return [", ".join(f"{short.get(p, p)}={_short_value(f.get(p))}" for p in varying)
             for f in flat]
+
+
+def _comparable(value: Any) -> Any:
+    """A hashable stand-in for a field's value that tells 1, 1.0 and True apart (as
+    their JSON does), built without writing JSON for the usual scalar."""
+    if value is None or isinstance(value, str | int | float):
+        return type(value), value
+    return json.dumps(value, sort_keys=True)
 
 
 def _short_value(value: Any) -> str:
