@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,12 +57,18 @@ def store_path(store: Path | None) -> Path:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from actlab.data import DatasetError
+    """The errors a user's input can cause. Those of modules this process never
+    imported cannot have been raised, so they are not imported to be caught: a bad study
+    file is reported without loading torch (which actlab.data imports)."""
     from actlab.study import StoreError, StudyError
-    from actlab.study.ray_executor import RayExecutorError
 
-    return (StudyError, StoreError, DatasetError, UnknownNameError, ComponentSpecError,
-            RayExecutorError)
+    errors: list[type[BaseException]] = [StudyError, StoreError, UnknownNameError,
+                                          ComponentSpecError]
+    for module, name in (("actlab.data.base", "DatasetError"),
+                         ("actlab.study.ray_executor", "RayExecutorError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
 
 
 def handle_errors(func: F) -> F:
