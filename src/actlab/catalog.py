@@ -10,11 +10,12 @@ in a fraction of that (benchmarks/startup.py).
 Every answer is a pure function of the code, so the catalog asks the registries once
 per version of the code and keeps the answers (or the error message of a bad value) in
 ``$ACTLAB_CACHE/catalog-<fingerprint>.json``. The fingerprint covers actlab's version,
-the size and modification time of each of its source files, and torch's version: an
-edit, an upgrade or another torch gives a new file. A question the file cannot answer
-imports the registries, is answered by them, and is added. Answers go through JSON in
-either case, so a process that asked the registries itself and one that read the file
-see the same values (docs/design.md, "The component catalog").
+the size and modification time of each of its source files, torch's version and the
+installed plug-in packages' entry points: an edit, an upgrade, another torch or a new
+plug-in package gives a new file. A question the file cannot answer imports the
+registries, is answered by them, and is added. Answers go through JSON in either case,
+so a process that asked the registries itself and one that read the file see the same
+values (docs/design.md, "The component catalog").
 
 The registries and the functions that answer are found by name (:data:`SOURCES`), as
 entry points are: the catalog sits below every component package and imports none of
@@ -64,6 +65,8 @@ SOURCES: dict[str, str] = {
     "model misfit": "actlab.models:model_misfit",
     "dataset shape": "actlab.data:dataset_shape",
 }
+#: The kinds of component with a registry.
+REGISTRIES = ("activation", "initializer", "model", "dataset", "schedule", "corruption")
 #: The registries ``actlab list NAME`` shows, by the name it takes.
 LISTED = {"activations": "activation", "inits": "initializer", "models": "model",
           "datasets": "dataset", "schedules": "schedule"}
@@ -86,11 +89,24 @@ def extended() -> bool:
     """Whether a registry loaded in this process holds an entry registered from outside
     actlab (then the remembered answers may not hold here). Asked before every answer,
     so it only reads a flag per registry (Registry.foreign)."""
-    for spec in SOURCES.values():
-        module, attribute = spec.split(":")
+    for module, attribute in _REGISTRY_PLACES:
         if getattr(getattr(sys.modules.get(module), attribute, None), "foreign", False):
             return True
     return False
+
+
+_REGISTRY_PLACES = [tuple(SOURCES[kind].split(":")) for kind in REGISTRIES]
+
+
+#: The entry-point group through which installed packages offer plug-ins
+#: (actlab/plugins.py).
+ENTRY_POINT_GROUP = "actlab.plugins"
+
+
+def installed_entry_points() -> list[str]:
+    """``name = module`` of each entry point in :data:`ENTRY_POINT_GROUP`, sorted."""
+    return sorted(f"{entry.name} = {entry.value}"
+                  for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 @functools.cache
@@ -101,6 +117,8 @@ def fingerprint() -> str:
     digest = hashlib.sha256(__version__.encode())
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         digest.update(importlib.metadata.version("torch").encode())
+    for entry in installed_entry_points():  # installing a plug-in package renews the file
+        digest.update(entry.encode())
     for path in sorted(root.rglob("*.py")):
         stat = path.stat()
         digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -163,9 +181,10 @@ def steady() -> Iterator[None]:
     Every answer otherwise checks where the catalog file lives and whether a registry
     was extended, about 10 microseconds; a plan of 50,000 runs asks 400,000 questions,
     most of them the same few. Within the block the environment and the registries are
-    taken as they were on entry (nothing a plan's validation does changes them)."""
+    taken as they were on entry (nothing a plan's validation does changes them); with a
+    user's own components loaded the memory is all there is (nothing is written)."""
     global _steady
-    if _steady is not None or extended():
+    if _steady is not None:
         yield
         return
     _steady = {}
@@ -268,6 +287,14 @@ def component_label(kind: str, value: Any) -> str:
     with torch.random.fork_rng(devices=[]):  # a random start must not shift any run
         build(spec, 4) if kind == "activation" else build(spec)  # 4 channels
     return spec.label
+
+
+@remembered
+@_plain_errors
+def plugin_digest(kind: str, name: str) -> str:
+    """The digest of the plug-in that registered ``name`` (actlab/plugins.py), "" for
+    actlab's own components: it enters the run id of the runs that use it."""
+    return str(registry(kind).entry(name).meta.get("plugin", ""))
 
 
 @remembered

@@ -2,19 +2,61 @@
 
 Every axis of a study (activations, initializers, models, datasets, schedules) is a
 :class:`Registry`. Names are case-insensitive, aliases resolve to their canonical name,
-registering a name twice is an error, and an unknown name fails with the list of valid
-names and the closest matches, so a typo in a study file is fixed in one step.
+registering a name twice is an error (unless the new entry says ``override``), and an
+unknown name fails with the list of valid names and the closest matches, so a typo in a
+study file is fixed in one step.
+
+Entries added while a plug-in loads (:func:`loading_plugin`) carry the plug-in's digest
+in ``meta["plugin"]``, and can be taken out again if the plug-in fails to load
+(:func:`forget`): see actlab/plugins.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
+import hashlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+#: While a plug-in loads: its digest and the (registry, name, replaced entry) it added.
+_plugin: tuple[str, list[tuple[Registry[Any], str, Entry[Any] | None]]] | None = None
+
+
+@contextlib.contextmanager
+def loading_plugin(digest: str) -> Iterator[list[tuple[Registry[Any], str, Entry[Any] | None]]]:
+    """Attribute every entry added in this block to the plug-in ``digest``; yields the
+    list of what was added (for :func:`forget`)."""
+    global _plugin
+    previous, added = _plugin, []
+    _plugin = (digest, added)
+    try:
+        yield added
+    finally:
+        _plugin = previous
+
+
+def _source_digest(factory: object) -> str:
+    """A hash of ``factory``'s source code where Python can find it (else of its name):
+    what stands for a plug-in's digest when a component is registered directly."""
+    try:
+        text = inspect.getsource(factory)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        text = f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', '')}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def forget(added: list[tuple[Registry[Any], str, Entry[Any] | None]]) -> None:
+    """Take out what a failed plug-in added, putting back any entry it overrode."""
+    for registry, name, replaced in reversed(added):
+        registry._remove(name)
+        if replaced is not None:
+            registry._insert(replaced)
 
 
 class UnknownNameError(KeyError):
@@ -57,27 +99,52 @@ class Registry(Generic[T]):
         self.foreign = False
 
     def register(
-        self, name: str, *, aliases: tuple[str, ...] = (), **meta: object
+        self, name: str, *, aliases: tuple[str, ...] = (), override: bool = False,
+        **meta: object
     ) -> Callable[[T], T]:
         """Decorator registering ``factory`` under ``name`` and ``aliases``."""
 
         def decorator(factory: T) -> T:
-            self.add(name, factory, aliases=aliases, **meta)
+            self.add(name, factory, aliases=aliases, override=override, **meta)
             return factory
 
         return decorator
 
-    def add(self, name: str, factory: T, *, aliases: tuple[str, ...] = (), **meta: object) -> None:
-        """Register ``factory``; a name or alias already taken raises DuplicateNameError."""
+    def add(self, name: str, factory: T, *, aliases: tuple[str, ...] = (),
+            override: bool = False, **meta: object) -> None:
+        """Register ``factory``; a name or alias already taken raises DuplicateNameError,
+        unless ``override`` (then the entry of that name is replaced)."""
         key = name.lower()
+        replaced = self._entries.get(key) if override else None
+        if replaced is not None:
+            self._remove(key)
         for candidate in (key, *(a.lower() for a in aliases)):
             if candidate in self._entries or candidate in self._aliases:
-                raise DuplicateNameError(f"{self.kind} '{candidate}' is already registered")
-        self._entries[key] = Entry(key, factory, tuple(a.lower() for a in aliases), dict(meta))
-        if not getattr(factory, "__module__", "").startswith("actlab."):
+                if replaced is not None:
+                    self._insert(replaced)
+                raise DuplicateNameError(
+                    f"{self.kind} '{candidate}' is already registered; choose another name, "
+                    "or pass override=True to replace it")
+        # actlab's own modules may first be imported while a plug-in loads: theirs stay own.
+        own = getattr(factory, "__module__", "").startswith("actlab.")
+        if _plugin is not None and not own:
+            meta = {**meta, "plugin": _plugin[0]}
+            _plugin[1].append((self, key, replaced))
+        elif not own:  # registered by a user's code outside a plug-in (a notebook)
+            meta = {**meta, "plugin": _source_digest(factory)}
+        self._insert(Entry(key, factory, tuple(a.lower() for a in aliases), dict(meta)))
+        if not own:
             self.foreign = True
-        for alias in aliases:
-            self._aliases[alias.lower()] = key
+
+    def _insert(self, entry: Entry[T]) -> None:
+        self._entries[entry.name] = entry
+        for alias in entry.aliases:
+            self._aliases[alias] = entry.name
+
+    def _remove(self, name: str) -> None:
+        entry = self._entries.pop(name)
+        for alias in entry.aliases:
+            self._aliases.pop(alias, None)
 
     def canonical(self, name: str) -> str:
         """The canonical name for ``name`` or one of its aliases."""

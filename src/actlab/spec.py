@@ -317,7 +317,9 @@ class RunSpec(StrictModel):
         return self
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine the result (execution details removed)."""
+        """The fields that determine the result (execution details removed), and the
+        digest of each plug-in whose component the run uses (so that editing a plug-in
+        re-runs its runs; actlab's own components add nothing)."""
         dumped = self.model_dump(mode="json")
         for section, fields in EXECUTION_FIELDS.items():
             for name in fields:
@@ -326,7 +328,19 @@ class RunSpec(StrictModel):
             for name, default in defaults.items():
                 if dumped[section].get(name) == default:
                     dumped[section].pop(name)
+        plugins = self.plugin_digests()
+        if plugins:
+            dumped["plugins"] = plugins
         return dumped
+
+    def plugin_digests(self) -> dict[str, str]:
+        """``{field: digest}`` for the components of this run that plug-ins registered."""
+        used = {"act": ("activation", self.act.name), "init": ("initializer", self.init.name),
+                "model": ("model", self.model), "data": ("dataset", self.data.name),
+                "schedule": ("schedule", self.train.schedule.name)}
+        digests = {field: catalog.plugin_digest(kind, name)
+                   for field, (kind, name) in used.items()}
+        return {field: digest for field, digest in digests.items() if digest}
 
     @functools.cached_property
     def run_id(self) -> str:

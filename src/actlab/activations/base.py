@@ -36,6 +36,8 @@ class ActProperties:
     #: The range in words where a learnable parameter sets it (``output_range`` then
     #: holds its value at the default options).
     range_text: str = ""
+    #: Declared by nobody (a plug-in without ``properties``): the flags are not claims.
+    unknown: bool = False
 
     @property
     def range_label(self) -> str:
@@ -81,14 +83,32 @@ class Activation(nn.Module):
 
 
 def register_activation(
-    name: str, *, aliases: tuple[str, ...] = ()
+    name: str, *, aliases: tuple[str, ...] = (), override: bool = False
 ) -> Any:
-    """Class decorator adding an :class:`Activation` subclass to :data:`ACTIVATIONS`."""
+    """Class decorator adding an activation to :data:`ACTIVATIONS` (the public API for
+    plug-ins: docs/extending.md).
+
+    The class is an :class:`Activation` (an ``nn.Module``) whose constructor keyword
+    arguments are its options (``channels``, when it takes it, is supplied per site), whose
+    learnable values are ``nn.Parameter`` objects (recorded per site and epoch), which may
+    project them back into their domain in ``constrain()``, and which may declare
+    ``properties`` (:class:`ActProperties`; unknown properties are shown as such).
+    ``override=True`` replaces a registered activation of the same name."""
 
     def decorator(cls: type[Activation]) -> type[Activation]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"activation '{name}' must be a class derived from "
+                            "actlab.Activation (an nn.Module), got "
+                            f"{type(cls).__name__} {getattr(cls, '__name__', cls)!r}")
+        if cls.forward is nn.Module.forward:
+            raise TypeError(f"activation '{name}' ({cls.__name__}) has no forward(x)")
+        if not issubclass(cls, Activation):
+            raise TypeError(f"activation '{name}' ({cls.__name__}) must derive from "
+                            "actlab.Activation, not only nn.Module (it carries the spec and "
+                            "the tracked parameters)")
         if not hasattr(cls, "properties"):
-            raise TypeError(f"activation {cls.__name__} must declare `properties`")
-        ACTIVATIONS.add(name, cls, aliases=aliases)
+            cls.properties = ActProperties(formula=cls.__name__, unknown=True)
+        ACTIVATIONS.add(name, cls, aliases=aliases, override=override)
         return cls
 
     return decorator

@@ -7,8 +7,11 @@ normalization and batching happen on whole tensors instead of per sample.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -70,6 +73,57 @@ class DatasetShape:
     channels: int | None = None
     image_size: int | None = None
     num_classes: int | None = None
+
+
+def register_dataset(name: str, *, aliases: tuple[str, ...] = (), override: bool = False,
+                     shape: DatasetShape | Callable[..., DatasetShape] | None = None
+                     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator adding a dataset to :data:`DATASETS` (the public API for plug-ins:
+    docs/extending.md). The function takes ``data_dir`` (str or None) and its options as
+    keyword arguments with defaults, and returns an :class:`ImageDataset` or the tuple
+    ``(train_images, train_labels, test_images, test_labels, classes)`` with uint8 images
+    ``[N, H, W]`` or ``[N, C, H, W]`` (NumPy or torch) and integer labels. ``shape``
+    (channels, image size, classes, or a function of the options giving them) lets a plan
+    check models against the data before anything is loaded."""
+
+    def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(function) or "data_dir" not in inspect.signature(function).parameters:
+            raise TypeError(f"dataset '{name}' must be a function taking data_dir and its "
+                            "options as keyword arguments")
+
+        @functools.wraps(function)
+        def load(*args: Any, **kwargs: Any) -> ImageDataset:
+            return as_image_dataset(name, function(*args, **kwargs))
+
+        DATASETS.add(name, load, aliases=aliases, override=override,
+                     **({"shape": shape} if shape is not None else {}))
+        return function
+
+    return decorator
+
+
+def as_image_dataset(name: str, value: Any) -> ImageDataset:
+    """``value`` (an ImageDataset or the 5-tuple of :func:`register_dataset`) as an
+    :class:`ImageDataset`, or a DatasetError saying what is wrong with it."""
+    if isinstance(value, ImageDataset):
+        return value
+    if not isinstance(value, tuple | list) or len(value) != 5:
+        raise DatasetError(f"dataset '{name}' returned {type(value).__name__}; return an "
+                           "ImageDataset or (train_images, train_labels, test_images, "
+                           "test_labels, classes)")
+    train_images, train_labels, test_images, test_labels, classes = value
+
+    def images(array: Any, split: str) -> torch.Tensor:
+        tensor = torch.as_tensor(array)
+        if tensor.dtype != torch.uint8:
+            raise DatasetError(f"dataset '{name}' {split} images are {tensor.dtype}; give "
+                               "uint8 pixels (0-255)")
+        return tensor.unsqueeze(1) if tensor.dim() == 3 else tensor
+
+    return ImageDataset(name, images(train_images, "train"),
+                        torch.as_tensor(train_labels).long(), images(test_images, "test"),
+                        torch.as_tensor(test_labels).long(), tuple(str(c) for c in classes),
+                        source=f"plug-in dataset {name}")
 
 
 def dataset_shape(name: str, options: dict | None = None) -> DatasetShape:

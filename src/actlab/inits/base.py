@@ -71,9 +71,21 @@ def reset_norm_layers(model: nn.Module) -> None:
             module.bias.data.zero_()
 
 
-def register_init(name: str, *, aliases: tuple[str, ...] = ()) -> Any:
+def register_init(name: str, *, aliases: tuple[str, ...] = (), override: bool = False) -> Any:
+    """Class decorator adding an initializer to :data:`INITS` (the public API for
+    plug-ins: docs/extending.md). The class derives from :class:`Initializer`, takes its
+    options as constructor keyword arguments and implements ``init_weight(weight, gain)``
+    (``uses_gain = True`` to receive the activation's matched gain) or the whole
+    ``apply(model, gain, batch)``. ``override=True`` replaces one of the same name."""
+
     def decorator(cls: type[Initializer]) -> type[Initializer]:
-        INITS.add(name, cls, aliases=aliases)
+        if not (isinstance(cls, type) and issubclass(cls, Initializer)):
+            raise TypeError(f"initializer '{name}' must be a class derived from "
+                            f"actlab.Initializer, got {getattr(cls, '__name__', cls)!r}")
+        if (cls.init_weight is Initializer.init_weight and cls.apply is Initializer.apply):
+            raise TypeError(f"initializer '{name}' ({cls.__name__}) implements neither "
+                            "init_weight(weight, gain) nor apply(model, gain, batch)")
+        INITS.add(name, cls, aliases=aliases, override=override)
         return cls
 
     return decorator

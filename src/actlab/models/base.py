@@ -14,7 +14,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.fx
@@ -120,6 +120,37 @@ def _hidden_functional_nonlinearities(model: nn.Module) -> list[str]:
 
 #: Arguments every model factory receives from :func:`build_model`, never from options.
 BUILD_ARGUMENTS = ("act", "num_classes", "in_channels", "image_size")
+
+
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+#: The arguments every model builder takes (the rest are its options).
+BUILDER_ARGUMENTS = ("act", "num_classes", "in_channels", "image_size")
+
+
+def register_model(name: str, *, aliases: tuple[str, ...] = (), override: bool = False,
+                   fixup: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator adding a model builder to :data:`MODELS` (the public API for plug-ins:
+    docs/extending.md). The builder takes ``act`` (an ActSpec: call ``act.build(channels)``
+    at every nonlinearity site), ``num_classes``, ``in_channels``, ``image_size`` and
+    its own options as keyword arguments with defaults, and returns an ``nn.Module``.
+    Every build is verified: a site that is not ``act``, or a functional nonlinearity
+    left in ``forward``, is an error. ``fixup=True`` marks a builder made for Fixup
+    initialization (no normalization layers)."""
+
+    def decorator(builder: Builder) -> Builder:
+        if not callable(builder):
+            raise TypeError(f"model '{name}' must be a builder function, got {builder!r}")
+        parameters = inspect.signature(builder).parameters
+        missing = [a for a in BUILDER_ARGUMENTS if a not in parameters]
+        if missing:
+            raise TypeError(f"model builder '{name}' must take {', '.join(BUILDER_ARGUMENTS)} "
+                            f"as keyword arguments; it lacks {', '.join(missing)}")
+        MODELS.add(name, builder, aliases=aliases, override=override,
+                   **({"fixup": True} if fixup else {}))
+        return builder
+
+    return decorator
 
 
 def model_options(name: str) -> dict[str, Any]:

@@ -60,7 +60,8 @@ def settings(specs: list[RunSpec]) -> list[str]:
     short = {path: name for name, path in AXIS_SHORTHANDS.items()}
     flat = [flatten_fields(spec.identity(), whole=WHOLE_FIELDS | {"data.corruption"})
             for spec in specs]
-    paths = sorted({p for fields in flat for p in fields} - NAMED_FIELDS)
+    paths = sorted({p for fields in flat for p in fields if not p.startswith("plugins.")}
+                   - NAMED_FIELDS)
     varying = [p for p in paths if len({_comparable(f.get(p)) for f in flat}) > 1]
     return [", ".join(f"{short.get(p, p)}={_short_value(f.get(p))}" for p in varying)
             for f in flat]

@@ -27,11 +27,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from actlab import catalog
+from actlab import catalog, plugins
+from actlab.plugins import PluginSource
 from actlab.spec import RunSpec, StrictModel
 
 STUDY_KEYS = {"name", "description", "grid", "grids", "seeds", "zip", "exclude", "include",
-              "per_model", "variants", "extends"}
+              "per_model", "variants", "extends", "plugins"}
 
 #: Short axis names for the fields studies vary most.
 AXIS_SHORTHANDS = {
@@ -140,6 +141,23 @@ class Study(StrictModel):
     per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
     variants: dict[str, Any] = Field(default_factory=dict)
     seeds: int | list[int] = 1
+    #: The study's own components (actlab/plugins.py), kept as their source text.
+    plugins: list[PluginSource] = Field(default_factory=list)
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _plugin_sources(cls, value: Any) -> Any:
+        """Names and paths (relative to the working directory here; ``load_study``
+        reads them relative to the study file) become their sources."""
+        if not isinstance(value, list):
+            raise ValueError("plugins must be a list of .py files or module names")
+        return [plugins.read(item) if isinstance(item, str) else item for item in value]
+
+    def load_plugins(self) -> None:
+        """Load the study's plug-ins and the installed ones into this process (each once):
+        every process that expands or trains the study calls this first."""
+        plugins.load(self.plugins)
+        plugins.load_installed()
 
     @field_validator("grid")
     @classmethod
@@ -275,6 +293,7 @@ class Study(StrictModel):
         """The run specs of every cell; raises :class:`StudyError` listing all problems.
         The specs of a study are built once per process (``load_study`` validates them,
         the runner then needs them again); a copy with other values is another study."""
+        self.load_plugins()
         key = self.model_dump_json()
         if key not in _EXPANSIONS:
             if len(_EXPANSIONS) >= 8:
@@ -425,8 +444,12 @@ def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 
 def load_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
     """A study file's mapping with its ``extends:`` chain resolved (paths relative to the
-    file that names them)."""
+    file that names them). Its ``plugins`` are read here, relative to the file, and a
+    study that extends another adds its plug-ins to the other's."""
     data = _read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("plugins"), list):
+        data["plugins"] = [plugins.read(item, base=path.parent).model_dump()
+                           if isinstance(item, str) else item for item in data["plugins"]]
     if not isinstance(data, dict) or "extends" not in data:
         return data
     parent = Path(str(data.pop("extends"))).expanduser()
@@ -440,7 +463,11 @@ def load_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
     base = load_document(parent, (*chain, path))
     if not isinstance(base, dict):
         raise StudyError(str(parent), ["a study file must be a YAML mapping of keys to values"])
-    return deep_merge(base, data)
+    merged = deep_merge(base, data)
+    if isinstance(base.get("plugins"), list) and isinstance(data.get("plugins"), list):
+        merged["plugins"] = base["plugins"] + [p for p in data["plugins"]
+                                               if p not in base["plugins"]]
+    return merged
 
 
 #: Above this many runs a command-line plan needs --yes (actlab run/plan).

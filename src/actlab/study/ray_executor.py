@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actlab import __version__
+from actlab import __version__, plugins
 from actlab.spec import RunSpec
 from actlab.study.executors import RunEvents, StudySummary, check_plan_kept
 from actlab.study.plan import Study
@@ -60,7 +60,8 @@ def import_ray() -> Any:
 
 # -- worker side -------------------------------------------------------------------------
 def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
-                    threads: int) -> Iterator[tuple[Any, ...]]:
+                    threads: int, plugin_sources: list[dict[str, Any]] | None = None
+                    ) -> Iterator[tuple[Any, ...]]:
     """Train one run in this process and yield its events as they happen (the body of
     the Ray task; a plain generator, so it also runs without Ray):
 
@@ -70,12 +71,16 @@ def train_streaming(spec_json: str, checkpoint: bytes | None, resume_epoch: int,
     ``("error", traceback)``.
 
     ``checkpoint`` holds the bytes of the run's checkpoint after ``resume_epoch`` (from
-    an earlier attempt) or None. The engine runs in a thread and its observer queues the
-    events, because a generator can only yield from its own frame.
+    an earlier attempt) or None. ``plugin_sources`` are the study's plug-ins
+    (actlab/plugins.py), loaded from their text first, so a node without the files runs
+    the same code. The engine runs in a thread and its observer queues the events,
+    because a generator can only yield from its own frame.
     """
     import torch
 
     torch.set_num_threads(threads)
+    plugins.load([plugins.PluginSource.model_validate(p) for p in plugin_sources or []])
+    plugins.load_installed()
     spec = RunSpec.model_validate_json(spec_json)
     events: queue.Queue[tuple[Any, ...]] = queue.Queue()
     with tempfile.TemporaryDirectory(prefix="actlab-run-") as temp:
@@ -210,6 +215,7 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
         events = events or RunEvents()
         events.study_started(study, len(specs), counts["completed"] + counts["diverged"])
         driver = _Driver(store, study_id, events, resources or RayResources(), cluster_gpus,
+                         plugin_sources=[p.model_dump() for p in study.plugins],
                          use_gpus=cluster_gpus > 0 and any(s.train.device != "cpu"
                                                            for s in specs),
                          data_dir=data_dir, keep_checkpoints=keep_checkpoints,
@@ -229,12 +235,14 @@ class _Driver:
     def __init__(self, store: Store, study_id: int, events: RunEvents,
                  resources: RayResources, cluster_gpus: float, use_gpus: bool,
                  data_dir: str | None, keep_checkpoints: bool, max_losses: int,
-                 heartbeat_s: float) -> None:
+                 heartbeat_s: float, plugin_sources: list[dict[str, Any]] | None = None
+                 ) -> None:
         self.ray = import_ray()
         self.store, self.study_id, self.events = store, study_id, events
         self.resources, self.cluster_gpus, self.use_gpus = resources, cluster_gpus, use_gpus
         self.data_dir, self.keep_checkpoints = data_dir, keep_checkpoints
         self.max_losses, self.heartbeat_s = max_losses, heartbeat_s
+        self.plugin_sources = plugin_sources or []
         self.owner = new_owner()
         self.summary = StudySummary(counts=store.counts(study_id))
         self.running: dict[Any, _Attempt] = {}  # Ray generator -> its run
@@ -297,7 +305,7 @@ class _Driver:
             num_gpus=self.resources.gpus(spec, self.cluster_gpus),
             name=f"actlab:{spec.run_id}",
         ).remote(spec.model_dump_json(), data, resume_epoch,
-                 max(1, int(self.resources.cpus_per_run)))
+                 max(1, int(self.resources.cpus_per_run)), self.plugin_sources)
         self.running[generator] = attempt
 
     def handle(self, generator: Any, event: tuple[Any, ...]) -> None:
