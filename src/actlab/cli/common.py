@@ -38,6 +38,22 @@ StoreOption = typer.Option(
     help=f"SQLite run store [default: {DEFAULT_STORE}, or $ACTLAB_STORE].")
 
 
+PluginOption = typer.Option(
+    [], "--plugin", help="Your own components: a .py file or an importable module that "
+                         "registers them (repeatable; docs/extending.md).")
+
+
+def load_plugins(references: list[str]) -> list[Any]:
+    """Read and load the ``--plugin`` files and modules (paths relative to the working
+    directory) and the installed plug-ins; returns the sources read."""
+    from actlab import plugins
+
+    sources = [plugins.read(reference) for reference in references]
+    plugins.load(sources)
+    plugins.load_installed()
+    return sources
+
+
 LimitOption = typer.Option(
     200, "--limit", min=0, help="Draw at most this many runs in the table (0: all).")
 
@@ -60,10 +76,11 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """The errors a user's input can cause. Those of modules this process never
     imported cannot have been raised, so they are not imported to be caught: a bad study
     file is reported without loading torch (which actlab.data imports)."""
+    from actlab.plugins import PluginError
     from actlab.study import StoreError, StudyError
 
     errors: list[type[BaseException]] = [StudyError, StoreError, UnknownNameError,
-                                          ComponentSpecError]
+                                          ComponentSpecError, PluginError]
     for module, name in (("actlab.data.base", "DatasetError"),
                          ("actlab.study.ray_executor", "RayExecutorError")):
         if module in sys.modules:

@@ -15,10 +15,12 @@ from rich.table import Table
 from actlab.cli.common import (
     DataDirOption,
     ModelOptionsOption,
+    PluginOption,
     app,
     console,
     err_console,
     handle_errors,
+    load_plugins,
     parse_options,
 )
 from actlab.components import ComponentSpecError
@@ -39,9 +41,11 @@ def theory(
     kind: str = typer.Option("fc", "--kind", help="fc (fully connected) or conv (3x3)."),
     svg: bool = typer.Option(True, "--svg/--no-svg",
                              help="Also write every figure as SVG (vector, for papers)."),
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Theory without training: the AF catalog, f and f', signal propagation at init per
     AF x WI, escape depths and mean-field phase diagrams (index.html, report.md)."""
+    load_plugins(plugin)
     from actlab.activations import resolve_act
     from actlab.inits import resolve_init
     from actlab.theory.report import DEFAULT_ACTS, DEFAULT_INITS, write_theory
@@ -81,9 +85,11 @@ def list_(what: str = typer.Argument(..., help="activations | inits | models | d
                                                 "schedules"),
           pattern: str = typer.Argument("*", help="Wildcard filter, e.g. '*relu*'."),
           details: bool = typer.Option(False, "--details",
-                                       help="Activations: formula, properties, gains.")
+                                       help="Activations: formula, properties, gains."),
+          plugin: list[str] = PluginOption,
           ) -> None:
     """List a registry's names (with aliases)."""
+    load_plugins(plugin)
     import fnmatch
 
     from actlab import catalog
@@ -167,8 +173,10 @@ def models_show(
     channels: int = typer.Option(3, "--channels", help="Input channels."),
     size: int = typer.Option(32, "--size", help="Input height = width in pixels."),
     option: list[str] = ModelOptionsOption,
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Parameters, multiply-accumulates and activation sites of one model."""
+    load_plugins(plugin)
     info = _describe(name, act, classes, channels, size, parse_options(option))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
@@ -200,8 +208,10 @@ def models_list(
     classes: int = typer.Option(10, "--classes", help="Number of classes."),
     channels: int = typer.Option(3, "--channels", help="Input channels."),
     size: int = typer.Option(32, "--size", help="Input height = width in pixels."),
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Every model with its parameters, MACs and activation sites at one input size."""
+    load_plugins(plugin)
     from actlab.models import MODELS
 
     table = Table(title=f"models for {channels} x {size} x {size} inputs, {classes} classes")

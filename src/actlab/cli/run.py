@@ -13,11 +13,13 @@ from actlab.cli.common import (
     DataDirOption,
     LimitOption,
     ModelOptionsOption,
+    PluginOption,
     StoreOption,
     app,
     console,
     err_console,
     handle_errors,
+    load_plugins,
     parse_options,
     store_path,
 )
@@ -69,6 +71,7 @@ def run(
         None, "--cohort-memory", min=1.0,
         help="MiB a cohort may use; cohorts are cut to fit [default: 80% of the free GPU "
              "memory; no limit on CPU]."),
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Run every cell of a study that is not finished yet (re-running resumes)."""
     from actlab.study.plan import LARGE_PLAN, load_study
@@ -77,7 +80,7 @@ def run(
         executor, jobs, threads=threads, runs_per_gpu=runs_per_gpu, cpus_per_run=cpus_per_run,
         address=address, retry_failed=retry_failed, replan=replan, data_dir=data_dir,
         keep_checkpoints=keep_checkpoints, cohort=cohort, cohort_memory_mb=cohort_memory)
-    study = load_study(study_file, max_runs=None if yes else LARGE_PLAN)
+    study = load_study(study_file, max_runs=None if yes else LARGE_PLAN, plugins=plugin)
     execute(study, store_path(store), execution, report=report)
 
 
@@ -99,6 +102,7 @@ def lr_find(
                                        help="Torch threads [default: all cores]."),
     data_dir: Path | None = DataDirOption,
     out: Path = typer.Option(Path("lr-find.png"), "--out", help="Plot (PNG)."),
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Learning-rate range test: loss against an exponentially growing lr, with the
     suggested range (Smith 2017); writes a plot and a CSV beside it."""
@@ -109,6 +113,7 @@ def lr_find(
     from actlab.train.lr_find import lr_range_test
 
     set_threads(threads)
+    load_plugins(plugin)
     try:
         spec = RunSpec.model_validate({
             "model": model, "model_options": parse_options(option), "act": act,
@@ -158,6 +163,7 @@ def train(
     threads: int | None = typer.Option(None, min=1,
                                        help="Torch threads [default: all cores]."),
     data_dir: Path | None = DataDirOption,
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Train one run from the command line, stored as a one-cell study (re-running the
     same command resumes or reuses it)."""
@@ -170,6 +176,7 @@ def train(
         "train": {"epochs": epochs, "batch_size": batch_size, "schedule": schedule,
                   "device": device, "optimizer": {"name": optimizer, "lr": lr}},
         "seeds": [seed],
+        "plugins": [source.model_dump() for source in load_plugins(plugin)],
     }
     label = name or "train-" + "-".join(
         "".join(c if c.isalnum() or c in "._" else "_" for c in part)
@@ -190,7 +197,8 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
          store: Path | None = StoreOption,
          yes: bool = typer.Option(False, "--yes", "-y",
                                   help="List a plan of more than 10,000 runs."),
-         limit: int = LimitOption) -> None:
+         limit: int = LimitOption,
+         plugin: list[str] = PluginOption) -> None:
     """Validate a study file and show its cells and what is already done."""
     from actlab.cli.tables import print_runs
     from actlab.study import Store
@@ -198,7 +206,7 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
     from actlab.study.frames import epoch_seconds
     from actlab.study.plan import LARGE_PLAN, load_study
 
-    study = load_study(study_file, max_runs=None if yes else LARGE_PLAN)
+    study = load_study(study_file, max_runs=None if yes else LARGE_PLAN, plugins=plugin)
     specs = study.expand()
     gc.freeze()  # the specs live to the end: labelling them need not re-scan them (-30%)
     done: dict[str, str] = {}

@@ -12,11 +12,13 @@ from rich.table import Table
 
 from actlab.cli.common import (
     LimitOption,
+    PluginOption,
     StoreOption,
     app,
     console,
     err_console,
     handle_errors,
+    load_plugins,
     store_path,
 )
 from actlab.cli.execute import write_report
@@ -49,6 +51,7 @@ def report(
     svg: bool = typer.Option(True, "--svg/--no-svg",
                              help="Also write every figure as SVG (vector, for papers); "
                                   "--no-svg about halves the time spent drawing."),
+    plugin: list[str] = PluginOption,
 ) -> None:
     """Write a report: index.html, report.md, tables/ (Markdown, LaTeX, CSV), figures/
     (PNG, and SVG unless --no-svg), runs.csv and epochs.csv."""
@@ -60,9 +63,13 @@ def report(
         err_console.print(f"[bold red]error:[/] no run store at {path}; run a study first "
                           "(`actlab run STUDY.yaml`) or pass --store.")
         raise typer.Exit(2)
+    from actlab import plugins
+
+    load_plugins(plugin)
     with Store(path, read_only=True) as db:
         for name in studies:
             db.study_id(name)  # an unknown name is a clear error before any work
+            plugins.load(db.study_plugins(name))  # the code its runs were planned with
         try:
             write_report(db, studies, out, metric=metric, test=test,
                          baseline=_parse_baseline(baseline), self_contained=self_contained,

@@ -29,17 +29,26 @@ class TableItem:
 
 
 @dataclass
+class CodeItem:
+    """A block of source text shown verbatim (a plug-in's code)."""
+
+    title: str
+    text: str
+    language: str = "python"
+
+
+@dataclass
 class Section:
     title: str
     paragraphs: list[str] = field(default_factory=list)  # Markdown-light: **bold**, `code`
-    items: list[FigureItem | TableItem | str] = field(default_factory=list)
+    items: list[FigureItem | TableItem | CodeItem | str] = field(default_factory=list)
     level: int = 2
 
     @property
     def anchor(self) -> str:
         return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
 
-    def add(self, item: FigureItem | TableItem | str) -> None:
+    def add(self, item: FigureItem | TableItem | CodeItem | str) -> None:
         self.items.append(item)
 
 

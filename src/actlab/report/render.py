@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from actlab.report.document import FigureItem, Section, TableItem
+from actlab.report.document import CodeItem, FigureItem, Section, TableItem
 
 
 def inline(text: str) -> jinja2.utils.markupsafe.Markup:
@@ -42,6 +42,8 @@ def render_html(title: str, sections: list[Section], out: Path, self_contained: 
             elif isinstance(item, TableItem):
                 items.append({"kind": "table", "title": item.title, "caption": item.caption,
                               "html": item.html, "links": item.files})
+            elif isinstance(item, CodeItem):
+                items.append({"kind": "code", "title": item.title, "text": item.text})
             else:
                 items.append({"kind": "text", "text": item})
         views.append({"title": section.title, "anchor": section.anchor,
@@ -62,8 +64,13 @@ def render_markdown(title: str, sections: list[Section]) -> str:
             elif isinstance(item, TableItem):
                 lines += [f"### {item.title}", "", item.caption, "", item.markdown, "",
                           "Files: " + ", ".join(f"`{f}`" for f in item.files), ""]
+            elif isinstance(item, CodeItem):
+                fence = "~~~~" if "```" in item.text else "```"
+                lines += [f"### {item.title}", "", f"{fence}{item.language}",
+                          item.text.rstrip("\n"), fence, ""]
             else:
                 lines += [f"- {item}"]
-        if section.items and not isinstance(section.items[-1], FigureItem | TableItem):
+        if section.items and not isinstance(section.items[-1],
+                                            FigureItem | TableItem | CodeItem):
             lines.append("")
     return "\n".join(lines)

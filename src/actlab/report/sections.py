@@ -23,9 +23,10 @@ import pandas as pd
 
 from actlab.analysis import compare_to_baseline, friedman, pairwise_wilcoxon_holm
 from actlab.analysis.summaries import convergence, cost, curve_peak, divergent_runs, last_vs_best
+from actlab.plugins import PluginSource
 from actlab.registry import Registry
 from actlab.report import figures
-from actlab.report.document import ItemWriter, Section, TableItem, slug
+from actlab.report.document import CodeItem, ItemWriter, Section, TableItem, slug
 from actlab.report.tables import CellTable
 from actlab.spec import RESULT_ENVIRONMENT
 
@@ -443,6 +444,36 @@ def environment(r: Report, w: ReportWriter) -> list[Section]:
         "Files: `runs.csv` (one row per run: spec fields, status, final metrics), "
         "`epochs.csv` (one row per run and epoch), `tables/` (every table as Markdown, "
         "LaTeX and CSV), `figures/` (every figure as PNG and SVG), `report.md`.")
+    return [section]
+
+
+@register_section("plugins", order=130)
+def plugin_sources(r: Report, w: ReportWriter) -> list[Section]:
+    """Appendix: the source of every plug-in the studies were planned with (the code
+    behind a user's own activation is part of the result), and how many finished runs
+    of an earlier plan (an edited plug-in) the report leaves out."""
+    shown: dict[str, tuple[str, str, list[str]]] = {}  # digest -> origin, text, studies
+    for name, spec in r.specs.items():
+        for source in spec.get("plugins", []):
+            digest = PluginSource.model_validate(source).digest
+            shown.setdefault(digest, (source["origin"], source["text"], []))[2].append(name)
+    if not shown:
+        return []
+    stale = sum(view.finished_out_of_plan() for view in r.views.values())
+    section = Section("Appendix: plug-ins")
+    section.paragraphs.append(
+        "The studies use components of their own, registered by these plug-ins "
+        "(docs/extending.md). A plug-in's digest (SHA-256 of its text) is part of the run "
+        "id of every run that uses one of its components: an edited plug-in gives new "
+        "runs, never a mix of old and new code.")
+    for digest, (origin, text, studies) in shown.items():
+        section.add(CodeItem(f"{origin} (digest {digest}; {', '.join(studies)})", text))
+    if stale:
+        section.paragraphs.append(
+            f"{stale} finished run{'s' if stale != 1 else ''} of an earlier plan of these "
+            "studies (re-planned after an edit of the study file or of a plug-in) "
+            f"{'are' if stale != 1 else 'is'} kept in the store and left out of this "
+            "report.")
     return [section]
 
 

@@ -148,6 +148,13 @@ class StudyView:
     def counts(self) -> dict[str, int]:
         return self.store.counts(self.id)
 
+    def finished_out_of_plan(self) -> int:
+        """Finished runs kept from an earlier plan of the study (re-planned with
+        --replan: an edited study file or plug-in), which reports leave out."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE study_id=? AND in_plan=0 AND status IN "
+            "('completed', 'diverged', 'failed')", (self.id,)).fetchone()[0]
+
     def spec(self) -> dict[str, Any]:
         """The study as it was last planned (its validated study file)."""
         row = self.conn.execute("SELECT spec FROM studies WHERE id=?", (self.id,)).fetchone()

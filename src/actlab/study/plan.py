@@ -20,7 +20,7 @@ import copy
 import gc
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from actlab import catalog, plugins
 from actlab.plugins import PluginSource
+from actlab.plugins import read as read_plugin
 from actlab.spec import RunSpec, StrictModel
 
 STUDY_KEYS = {"name", "description", "grid", "grids", "seeds", "zip", "exclude", "include",
@@ -474,11 +475,19 @@ def load_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
 LARGE_PLAN = 10_000
 
 
-def load_study(path: str | Path, max_runs: int | None = None) -> Study:
+def load_study(path: str | Path, max_runs: int | None = None,
+               plugins: Sequence[str] = ()) -> Study:
     """Read and validate a study file; errors name the file and each problem. With
-    ``max_runs``, a plan of more runs is refused before any cell is built."""
+    ``max_runs``, a plan of more runs is refused before any cell is built. ``plugins``
+    (files relative to the working directory, or modules: the command line's
+    ``--plugin``) are added to the study's own and travel with it."""
     path = Path(path)
-    study = parse_study(load_document(path), str(path))
+    document = load_document(path)
+    if plugins and isinstance(document, dict):
+        given = document.get("plugins")
+        document["plugins"] = [*(given if isinstance(given, list) else []),
+                               *(read_plugin(reference).model_dump() for reference in plugins)]
+    study = parse_study(document, str(path))
     count = study.cell_count()
     if max_runs is not None and count > max_runs:
         raise StudyError(str(path), [

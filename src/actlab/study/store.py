@@ -31,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from actlab.plugins import PluginSource
 from actlab.spec import RunSpec
 from actlab.study.cells import cell_labels
 from actlab.study.frames import StudyView
@@ -402,6 +403,13 @@ class Store:
             raise StoreError(f"no study named '{name}' in {self.path}; studies there: "
                              f"{', '.join(known) or 'none (run one with `actlab run`)'}")
         return row["id"]
+
+    def study_plugins(self, name: str) -> list[PluginSource]:
+        """The plug-ins a stored study was planned with (their source text)."""
+        row = self.conn.execute("SELECT spec FROM studies WHERE id=?",
+                                (self.study_id(name),)).fetchone()
+        return [PluginSource.model_validate(p)
+                for p in json.loads(row["spec"]).get("plugins", [])]
 
     def delete_study(self, name: str) -> int:
         """Delete a study with all its runs, rows and checkpoint files; returns the number
