@@ -41,14 +41,21 @@ def parse_component_text(text: str) -> tuple[str, dict[str, Any]]:
         raise ComponentSpecError(f"cannot parse '{text}': {form}") from exc
     if isinstance(node, ast.Name):
         return node.id, {}
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)) or node.args:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
         raise ComponentSpecError(f"cannot parse '{text}': {form}")
     options: dict[str, Any] = {}
+    for index, argument in enumerate(node.args):  # expr("x * tanh(x)"): by position
+        try:
+            options[POSITIONAL.format(index)] = ast.literal_eval(argument)
+        except ValueError as exc:
+            raise ComponentSpecError(
+                f"argument {index + 1} in '{text}' is not a literal value: {form}") from exc
     for keyword in node.keywords:
         if keyword.arg is None:
             raise ComponentSpecError(f"cannot parse '{text}': {form}")
         if isinstance(keyword.value, ast.Name):  # a bare word is a string: mode=fan_out
-            options[keyword.arg] = keyword.value.id
+            word = keyword.value.id  # ... except YAML's true and false
+            options[keyword.arg] = {"true": True, "false": False}.get(word, word)
             continue
         try:
             options[keyword.arg] = ast.literal_eval(keyword.value)
@@ -59,12 +66,14 @@ def parse_component_text(text: str) -> tuple[str, dict[str, Any]]:
     return node.func.id, options
 
 
+#: The key under which a positional argument waits for its name (resolve_component).
+POSITIONAL = "#{}"
+
+
 def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return value
-    return repr(value)
+    if isinstance(value, str) and value.isidentifier():
+        return value  # mode=fan_out
+    return repr(value)  # floats in full, other text quoted: formula='x * tanh(x)'
 
 
 def factory_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
@@ -86,6 +95,7 @@ class ComponentSpec:
     name: str
     options: tuple[tuple[str, Any], ...] = ()
     defaults: tuple[tuple[str, Any], ...] = ()
+    required: tuple[str, ...] = ()  # options without a default
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -96,6 +106,8 @@ class ComponentSpec:
         """Canonical text: the name, plus the options that differ from their defaults."""
         defaults = dict(self.defaults)
         changed = [(k, v) for k, v in self.options if defaults.get(k, inspect.Parameter.empty) != v]
+        # Required options (expr's formula) first, then the rest in name order.
+        changed.sort(key=lambda item: item[0] not in self.required)
         if not changed:
             return self.name
         inner = ", ".join(f"{k}={_format_value(v)}" for k, v in changed)
@@ -155,8 +167,11 @@ def resolve_component(registry: Registry, value: str | Mapping[str, Any] | Compo
             f"got {type(value).__name__}"
         )
     name = registry.canonical(raw_name)
-    defaults = factory_defaults(registry.get(name))
-    unknown = sorted(set(options) - set(defaults))
+    factory = registry.get(name)
+    defaults = factory_defaults(factory)
+    options = _name_positional(registry.kind, name, options, list(defaults))
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+    unknown = [] if takes_any else sorted(set(options) - set(defaults))
     if unknown:
         accepted = ", ".join(sorted(defaults)) or "none"
         raise ComponentSpecError(
@@ -173,4 +188,21 @@ def resolve_component(registry: Registry, value: str | Mapping[str, Any] | Compo
         name=name,
         options=tuple(sorted(resolved.items())),
         defaults=tuple(sorted((k, v) for k, v in defaults.items() if k not in required)),
+        required=tuple(required),
     )
+
+
+def _name_positional(kind: str, name: str, options: dict[str, Any], order: list[str]
+                     ) -> dict[str, Any]:
+    """Options given by position (``expr("x")``) under the name of the option at that
+    position of the factory's signature."""
+    named = {k: v for k, v in options.items() if not k.startswith("#")}
+    for key in sorted(k for k in options if k.startswith("#")):
+        index = int(key[1:])
+        if index >= len(order):
+            raise ComponentSpecError(f"{kind} '{name}' takes {len(order)} option(s) by "
+                                     f"position, got {index + 1}")
+        if order[index] in named:
+            raise ComponentSpecError(f"{kind} '{name}' got option {order[index]} twice")
+        named[order[index]] = options[key]
+    return named

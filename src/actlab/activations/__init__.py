@@ -4,7 +4,12 @@ Importing this package registers all activations; use :func:`resolve_act` to tur
 study-file value into an :class:`ActSpec` and ``spec.build(channels)`` for a module.
 """
 
-from actlab.activations import adaptive, fixed, learnable  # noqa: F401  (registration side effect)
+from actlab.activations import (  # noqa: F401  (registration side effect)
+    adaptive,
+    fixed,
+    formula,
+    learnable,
+)
 from actlab.activations.base import (
     ACTIVATIONS,
     Activation,
