@@ -145,6 +145,44 @@ def _activation_details(pattern: str) -> None:
         console.print()
 
 
+check_app = typer.Typer(no_args_is_help=True,
+                        help="Check a component before spending compute on it.")
+app.add_typer(check_app, name="check")
+
+
+@check_app.command("activation")
+@handle_errors
+def check_activation(
+    act: str = typer.Argument(..., help="A registered activation (yours with --plugin), "
+                                        "e.g. serf, 'leaky_relu(slope=0.3)' or "
+                                        "'expr(\"x * tanh(softplus(x))\")'."),
+    cost: bool = typer.Option(True, "--cost/--no-cost",
+                              help="Time it against ReLU on this machine (about 1 s)."),
+    plugin: list[str] = PluginOption,
+) -> None:
+    """Finite values and gradients (fp32, bf16), gradcheck and double backward, f(0),
+    f'(0), E[f], E[f^2] and the matched gain, vmap and compile, per-channel parameters
+    and the cost against ReLU, with a verdict; exit status 1 when a check fails."""
+    from actlab.theory.check import check_activation as run_checks
+    from actlab.theory.check import verdict
+
+    load_plugins(plugin)
+    with console.status(f"checking {act}"):
+        checks = run_checks(act, cost=cost)
+    table = Table(title=f"activation {act}", show_header=False)
+    table.add_column("result")
+    table.add_column("check")
+    table.add_column("detail")
+    marks = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "[dim]value[/]"}
+    for item in checks:
+        table.add_row(marks[item.ok], escape(item.name), escape(item.detail))
+    console.print(table)
+    summary = verdict(checks)
+    console.print(f"[bold]{summary}[/]")
+    if not summary.startswith("ready"):
+        raise typer.Exit(1)
+
+
 models_app = typer.Typer(no_args_is_help=True, help="Describe the model zoo.")
 app.add_typer(models_app, name="models")
 
