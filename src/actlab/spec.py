@@ -59,6 +59,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: How ``model_misfit`` starts the problem of a model whose builder puts nonlinearities
+#: of its own beside the requested activation (a plug-in's, typically).
+SWAP_PROBLEM = "builds nonlinearities other than the requested activation"
+
+
 def _json_value(value: Any) -> Any:
     """Tuples and lists compare equal once written as study-file values."""
     return list(value) if isinstance(value, tuple) else value
@@ -302,6 +307,8 @@ class RunSpec(StrictModel):
         if channels is not None and image_size is not None:
             problem = catalog.model_misfit(self.model, self.model_options, channels,
                                            image_size, num_classes or 10)
+            if problem and problem.startswith(SWAP_PROBLEM):
+                raise ValueError(f"model {self.model} {problem}")
             if problem:
                 raise ValueError(f"model {self.model} does not fit {self.data.name} "
                                  f"({channels}x{image_size}x{image_size}): {problem}")

@@ -23,6 +23,7 @@ from torch import nn
 
 from actlab.activations import Activation, ActSpec, resolve_act
 from actlab.registry import Registry
+from actlab.spec import SWAP_PROBLEM
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ def model_misfit(name: str, options_json: str, in_channels: int, image_size: int
         with torch.device("meta"):
             build_model(name, act="relu", num_classes=num_classes, in_channels=in_channels,
                         image_size=image_size, **json.loads(options_json))
+    except ActivationSwapError as exc:  # a plug-in's builder, typically
+        return f"{SWAP_PROBLEM}: {exc}"
     except (ValueError, TypeError) as exc:
         return str(exc)
     return None
