@@ -147,7 +147,10 @@ class PlanChangedError(StoreError):
 
 
 def _differences(stored: Any, given: Any, prefix: str = "") -> list[str]:
-    """``key: stored -> given`` for every leaf where two study documents differ."""
+    """``key: stored -> given`` for every leaf where two study documents differ; a
+    plug-in is named by its file and digest, not its text."""
+    if prefix == "plugins.":
+        stored, given = _plugin_digests(stored), _plugin_digests(given)
     if isinstance(stored, dict) and isinstance(given, dict):
         found = []
         for key in dict.fromkeys([*stored, *given]):
@@ -156,6 +159,14 @@ def _differences(stored: Any, given: Any, prefix: str = "") -> list[str]:
     if stored == given:
         return []
     return [f"{prefix.rstrip('.')}: {json.dumps(stored)} -> {json.dumps(given)}"]
+
+
+def _plugin_digests(sources: Any) -> Any:
+    """``{origin: digest}`` of a study document's plug-ins."""
+    if not isinstance(sources, list):
+        return sources
+    return {source["origin"]: PluginSource.model_validate(source).digest
+            for source in sources if isinstance(source, dict)}
 
 
 def new_owner() -> str:
