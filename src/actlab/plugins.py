@@ -33,7 +33,7 @@ import traceback
 import types
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -118,8 +118,10 @@ def load_installed() -> None:
 _installed_done = False
 
 
-#: Digest -> source of every plug-in loaded in this process.
+#: Digest -> source of every plug-in loaded in this process, and what each registered.
 _loaded: dict[str, PluginSource] = {}
+_added: dict[str, list[Any]] = {}
+_entries: dict[str, list[tuple[Any, Any]]] = {}
 
 
 def loaded() -> list[PluginSource]:
@@ -128,8 +130,13 @@ def loaded() -> list[PluginSource]:
 
 
 def load(sources: Iterable[PluginSource]) -> None:
-    """Load each plug-in once per process (a second load of the same text does nothing).
-    A plug-in that fails raises :class:`PluginError` and registers nothing."""
+    """Load each plug-in once per process; a plug-in loaded before makes its components
+    the active ones again (another version of the same file may have replaced them
+    since). A plug-in that fails raises :class:`PluginError` and registers nothing."""
+    sources = list(sources)
+    for source in sources:  # loaded before: its entries are the active ones again
+        for registry_, entry in _entries.get(source.digest, []):
+            registry_.activate(entry)
     sources = [source for source in sources if source.digest not in _loaded]
     if sources:
         for kind in catalog.REGISTRIES:  # actlab's own entries first, never a plug-in's
@@ -145,7 +152,22 @@ def load(sources: Iterable[PluginSource]) -> None:
                     raise
                 raise PluginError(_describe(source, exc)) from None
         _loaded[source.digest] = source
+        _added[source.digest] = added
+        _entries[source.digest] = [(r, r.entry(name)) for r, name, _ in added]
         log.info("plugin %s loaded (%s)", source.origin, source.digest)
+
+
+def unload(source: PluginSource) -> None:
+    """Take a plug-in's components out of this process's registries (a notebook that
+    reloads an edited file; tests), putting back any built-in it overrode."""
+    if source.digest not in _loaded:
+        return
+    for (registry_, entry), (_, _, replaced) in zip(_entries.pop(source.digest),
+                                                    _added.pop(source.digest), strict=True):
+        registry_.deactivate(entry, replaced if replaced is not None and (
+            "plugin" not in replaced.meta or replaced.meta["plugin"] in _loaded) else None)
+    del _loaded[source.digest]
+    sys.modules.pop(source.module_name, None)
 
 
 def _execute(source: PluginSource) -> None:

@@ -57,6 +57,8 @@ def forget(added: list[tuple[Registry[Any], str, Entry[Any] | None]]) -> None:
         registry._remove(name)
         if replaced is not None:
             registry._insert(replaced)
+    for registry in {id(r): r for r, _, _ in added}.values():
+        registry.foreign = any("plugin" in entry.meta for entry in registry._entries.values())
 
 
 class UnknownNameError(KeyError):
@@ -115,7 +117,10 @@ class Registry(Generic[T]):
         """Register ``factory``; a name or alias already taken raises DuplicateNameError,
         unless ``override`` (then the entry of that name is replaced)."""
         key = name.lower()
-        replaced = self._entries.get(key) if override else None
+        # Another version of a plug-in replaces the one loaded before it in this process
+        # (an edited file; a Ray worker serving studies planned with different versions).
+        newer = _plugin is not None and "plugin" in getattr(self._entries.get(key), "meta", {})
+        replaced = self._entries.get(key) if override or newer else None
         if replaced is not None:
             self._remove(key)
         for candidate in (key, *(a.lower() for a in aliases)):
@@ -135,6 +140,22 @@ class Registry(Generic[T]):
         self._insert(Entry(key, factory, tuple(a.lower() for a in aliases), dict(meta)))
         if not own:
             self.foreign = True
+
+    def activate(self, entry: Entry[T]) -> None:
+        """Make ``entry`` (one this registry held before) the one of its name again."""
+        if self._entries.get(entry.name) is not entry:
+            if entry.name in self._entries:
+                self._remove(entry.name)
+            self._insert(entry)
+
+    def deactivate(self, entry: Entry[T], previous: Entry[T] | None = None) -> None:
+        """Take ``entry`` out if it is the active one of its name, putting ``previous``
+        (the entry it replaced) back where the name is then free."""
+        if self._entries.get(entry.name) is entry:
+            self._remove(entry.name)
+        if previous is not None and previous.name not in self._entries:
+            self._insert(previous)
+        self.foreign = any("plugin" in e.meta for e in self._entries.values())
 
     def _insert(self, entry: Entry[T]) -> None:
         self._entries[entry.name] = entry

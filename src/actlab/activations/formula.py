@@ -183,7 +183,7 @@ class Formula(Activation):
         return self.evaluate(x, values)
 
     def _check_finite(self) -> None:
-        grid = torch.linspace(-10.0, 10.0, 2001)
+        grid = torch.arange(-1000, 1001) / 100.0  # [-10, 10] by 0.01, 0 exactly
         if any(getattr(self, n).numel() > 1 for n in self.names):
             grid = grid.view(1, 1, -1).expand(1, getattr(self, self.names[0]).numel(), -1)
         with torch.no_grad():

@@ -36,18 +36,50 @@ def af_properties(act: Any) -> dict[str, Any]:
         torch_value = torch_gain(spec)
     except ValueError:
         torch_value = float("nan")
+    declared = {"formula": props.formula, "range": props.range_label,
+                "monotonic": props.monotonic, "smooth": props.smooth,
+                "bounded": props.bounded, "zero_centred": props.zero_centred}
+    if props.unknown:  # a plug-in that declares nothing: measure what can be measured
+        declared = measured_properties(spec)
+    learnable = props.learnable or tuple(
+        name for name, _ in spec.build(4).named_parameters())
     return {
         "act": spec.label if hasattr(spec, "label") else str(act),
-        "formula": props.formula,
-        "learnable": ", ".join(props.learnable) or "-",
-        "range": props.range_label,
-        "monotonic": props.monotonic, "smooth": props.smooth, "bounded": props.bounded,
-        "zero_centred": props.zero_centred,
+        "formula": declared["formula"],
+        "learnable": ", ".join(learnable) or "-",
+        "range": declared["range"],
+        "monotonic": declared["monotonic"], "smooth": declared["smooth"],
+        "bounded": declared["bounded"], "zero_centred": declared["zero_centred"],
         "f(0)": _at_zero(fn), "f'(0)": float(grad(zero)),
         "E[f]": gaussian_expectation(fn),
         "E[f^2]": gaussian_expectation(lambda z: fn(z) ** 2),
         "E[f'^2]": gaussian_expectation(lambda z: grad(z) ** 2),
         "matched_gain": matched_gain(spec), "torch_gain": torch_value,
+    }
+
+
+def measured_properties(spec: Any) -> dict[str, Any]:
+    """The catalog's property columns of an activation that declares none (a plug-in or
+    a formula), measured on grids in float64: the range over [-1e4, 1e4]; monotonic when
+    f never decreases there; smooth when f' jumps by less than 0.05 between points 1e-3
+    apart on [-10, 10]; bounded when |f| grows by less than 1% from [-100, 100] to
+    [-1e4, 1e4]. Whether it is zero-centred is a matter of definition: '?'."""
+    fn, grad = float64_function(spec), derivative(spec)
+    wide = torch.linspace(-1e4, 1e4, 200_001, dtype=torch.float64)
+    fine = torch.linspace(-10.0, 10.0, 20_001, dtype=torch.float64)
+    with torch.no_grad():
+        values, near = fn(wide), fn(torch.linspace(-100.0, 100.0, 20_001,
+                                                   dtype=torch.float64))
+        slopes = grad(fine)
+    low, high = float(values.min()), float(values.max())
+    scale = max(1.0, float(values.abs().max()))
+    return {
+        "formula": str(spec.kwargs.get("formula", spec.name)),
+        "range": f"[{low:.3g}, {high:.3g}] (measured)",
+        "monotonic": bool((values.diff() >= -1e-12 * scale).all()),
+        "smooth": bool((slopes.diff().abs() < 0.05).all()),
+        "bounded": float(values.abs().max()) <= 1.01 * float(near.abs().max()) + 1e-9,
+        "zero_centred": "?",
     }
 
 
