@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.special import erf, expit
 
-from actlab.activations import ACTIVATIONS, build_activation, resolve_act
+from actlab.activations import ACTIVATIONS, build_activation, example_act, resolve_act
 from actlab.components import ComponentSpecError
 from actlab.registry import UnknownNameError
 
@@ -39,6 +39,7 @@ _FIXED = {
     "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
     "silu": lambda x: x * expit(x),
     "mish": lambda x: x * np.tanh(_softplus(x)),
+    "expr": lambda x: x * np.tanh(_softplus(x)),  # its example formula is Mish
     "sigmoid": expit,
     "tanh": np.tanh,
     "softplus": _softplus,
@@ -73,7 +74,7 @@ def test_every_registered_activation_has_a_reference() -> None:
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_value_matches_float64_reference(name: str) -> None:
-    module = build_activation(name, channels=4).double()
+    module = example_act(name).build(4).double()
     x = torch.from_numpy(GRID)
     out = module(x).detach().numpy()
     with np.errstate(over="ignore"):
@@ -84,7 +85,7 @@ def test_value_matches_float64_reference(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_float32_close_to_reference_and_dtype_preserved(name: str) -> None:
-    module = build_activation(name)
+    module = example_act(name).build()
     x = torch.from_numpy(GRID).float()
     out = module(x)
     assert out.dtype == torch.float32
@@ -99,13 +100,13 @@ def test_gradients_pass_gradcheck(name: str) -> None:
     x = torch.randn(64, dtype=torch.float64) * 3
     # Stay away from the kinks of the piecewise functions (0 and +-3 for hardswish).
     x = x[(x.abs() > 1e-2) & ((x.abs() - 3).abs() > 1e-2)].requires_grad_()
-    module = build_activation(name).double()
+    module = example_act(name).build().double()
     assert torch.autograd.gradcheck(module, (x,))
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
 def test_works_on_feature_maps(name: str) -> None:
-    module = build_activation(name, channels=3)
+    module = example_act(name).build(3)
     x = torch.randn(2, 3, 5, 5, requires_grad=True)
     module(x).sum().backward()
     assert x.grad is not None
@@ -126,8 +127,11 @@ def test_options_labels_and_defaults() -> None:
 def test_option_errors_are_clear() -> None:
     with pytest.raises(ComponentSpecError, match="has no option 'slop'; its options are: slope"):
         resolve_act("leaky_relu(slop=0.3)")
+    assert resolve_act("leaky_relu(0.3)") == resolve_act("leaky_relu(slope=0.3)")  # by position
+    with pytest.raises(ComponentSpecError, match="takes 1 option"):
+        resolve_act("leaky_relu(0.3, 0.2)")
     with pytest.raises(ComponentSpecError, match="cannot parse"):
-        resolve_act("leaky_relu(0.3)")
+        resolve_act("leaky_relu(slope=0.3")
     with pytest.raises(UnknownNameError, match="Did you mean"):
         resolve_act("mishh")
     with pytest.raises(ValueError, match="slope must be in"):

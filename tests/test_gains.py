@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.integrate import IntegrationWarning, quad
 
-from actlab.activations import ACTIVATIONS, matched_gain, second_moment, torch_gain
+from actlab.activations import ACTIVATIONS, example_act, matched_gain, second_moment, torch_gain
 from actlab.activations.gains import KINKS, float64_function, gain_for, gaussian_expectation
 from actlab.theory.meanfield import derivative
 
@@ -76,7 +76,8 @@ def test_expectations_are_exact_for_every_activation(act: str) -> None:
     """E[f²] (the matched gain) and E[f'²] (chi1) to 2e-12 relative, at the unit Gaussian
     and at a very wide one (mean-field q* = 1e8, where a rule's nodes step over the
     bends; tests/test_theory_study.py checks narrow and middle widths)."""
-    fn, grad = float64_function(act), derivative(act)
+    spec = example_act(act)
+    fn, grad = float64_function(spec), derivative(spec)
     for std in (1.0, 1e4):
         for moment in (lambda z: fn(z) ** 2, lambda z: grad(z) ** 2):
             expected = _adaptive_reference(moment, std)

@@ -342,9 +342,12 @@ class RunSpec(StrictModel):
 
     def plugin_digests(self) -> dict[str, str]:
         """``{field: digest}`` for the components of this run that plug-ins registered."""
-        used = {"act": ("activation", self.act.name), "init": ("initializer", self.init.name),
+        def name(component: Any) -> str:  # a Component, or text set by model_copy
+            return str(component).split("(", 1)[0]
+
+        used = {"act": ("activation", name(self.act)), "init": ("initializer", name(self.init)),
                 "model": ("model", self.model), "data": ("dataset", self.data.name),
-                "schedule": ("schedule", self.train.schedule.name)}
+                "schedule": ("schedule", name(self.train.schedule))}
         digests = {field: catalog.plugin_digest(kind, name)
                    for field, (kind, name) in used.items()}
         return {field: digest for field, digest in digests.items() if digest}

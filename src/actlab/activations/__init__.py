@@ -16,6 +16,7 @@ from actlab.activations.base import (
     ActProperties,
     ActSpec,
     build_activation,
+    example_act,
     resolve_act,
 )
 from actlab.activations.gains import matched_gain, second_moment, torch_gain
@@ -26,6 +27,7 @@ __all__ = [
     "ActSpec",
     "Activation",
     "build_activation",
+    "example_act",
     "matched_gain",
     "resolve_act",
     "second_moment",

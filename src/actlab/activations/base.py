@@ -61,6 +61,9 @@ class Activation(nn.Module):
     #: Options drawn per site from U(low, high) when not given (TAct's alpha and beta):
     #: the matched gain averages over them (:func:`actlab.activations.gains.second_moment`).
     random_init: ClassVar[dict[str, tuple[float, float]]] = {}
+    #: Options that make a typical instance where some option has no default (expr's
+    #: formula): what registry-wide listings and tests build (:func:`example_act`).
+    example: ClassVar[dict[str, Any]] = {}
     spec: ActSpec | None = None
 
     def extra_repr(self) -> str:
@@ -163,3 +166,9 @@ def build_activation(value: str | Mapping[str, Any] | ActSpec, channels: int | N
                      ) -> Activation:
     """Shortcut: resolve ``value`` and build one activation module."""
     return resolve_act(value).build(channels)
+
+
+def example_act(name: str) -> ActSpec:
+    """The registered activation ``name`` at its defaults, with its ``example`` options
+    where it needs some (``expr`` as Mish's formula)."""
+    return resolve_act({"name": name, **ACTIVATIONS.get(name).example})

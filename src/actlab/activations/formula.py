@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +150,7 @@ class Formula(Activation):
 
     properties = ActProperties(formula="(a formula)", reference="your formula",
                                unknown=True)
+    example: ClassVar[dict[str, Any]] = {"formula": "x * tanh(softplus(x))"}  # Mish
 
     def __init__(self, formula: str, per_channel: Any = False, channels: int | None = None,
                  **parameters: Any) -> None:

@@ -114,7 +114,7 @@ def list_(what: str = typer.Argument(..., help="activations | inits | models | d
 
 def _activation_details(pattern: str) -> None:
     """One block per activation (readable at any terminal width)."""
-    from actlab.activations import ACTIVATIONS, matched_gain, resolve_act, torch_gain
+    from actlab.activations import ACTIVATIONS, example_act, matched_gain, torch_gain
 
     for name in ACTIVATIONS.list(pattern):
         entry = ACTIVATIONS.entry(name)
@@ -122,19 +122,24 @@ def _activation_details(pattern: str) -> None:
         flags = [flag for flag, on in (("monotonic", props.monotonic), ("smooth", props.smooth),
                                        ("bounded", props.bounded),
                                        ("zero-centred", props.zero_centred)) if on]
+        spec = example_act(name)
+        if props.unknown:
+            flags = ["not declared (`actlab theory` and reports measure them)"]
         try:
-            torch_value = f"{torch_gain(name):.4f}"
+            torch_value = f"{torch_gain(spec):.4f}"
         except ValueError:
             torch_value = "none (use gain: matched)"
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in (
-            ("formula", props.formula),
+            ("formula", props.formula if not spec.kwargs.get("formula")
+             else f"yours, e.g. {spec.label}"),
             ("learnable", ", ".join(props.learnable) or "none"),
             ("range", props.range_label),
             ("properties", ", ".join(flags) or "none of monotonic, smooth, bounded, zero-centred"),
-            ("matched gain", f"{matched_gain(resolve_act(name)):.4f}"),
+            ("matched gain", f"{matched_gain(spec):.4f}"
+                             + (" (of the example)" if spec.kwargs.get("formula") else "")),
             ("torch gain", torch_value),
             ("reference", props.reference or "-"),
         ):
