@@ -52,6 +52,11 @@ def _no_plugin_outlives_its_test():
             plugins.unload(source)
 
 
+def db_statuses(store: Store) -> list[tuple]:
+    return [(r["init"], r["seed"], r["status"], r.get("reason") or r.get("error"))
+            for r in store.study("mine").records() if r["status"] != "completed"]
+
+
 def write_study(folder: Path, plugin: str = SERF, study: str = STUDY) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "acts.py").write_text(plugin)
@@ -123,6 +128,29 @@ def test_the_study_travels_to_workers_with_its_plugin_text(tmp_path) -> None:
     with Store(tmp_path / "a.db") as store:
         summary = run_study_local(store, loaded, jobs=2, threads_per_job=1)
     assert summary.counts["completed"] == 4
+
+
+def test_every_initializer_and_cohort_training_take_a_plugin_activation(tmp_path) -> None:
+    """The plug-in's activation under every initializer (the matched gain is its own),
+    trained as cohorts (vmap over seeds and initializers) as the built-ins are."""
+    from actlab.inits import INITS
+    from actlab.study.executors import run_study
+
+    inits = [name for name in INITS if name != "fixup"]  # fixup: its own models, below
+    study = STUDY.replace("  act: [relu, serf]", f"  act: [serf]\n  init: [{', '.join(inits)}]")
+    study += "seeds: 2\n"
+    path = write_study(tmp_path, study=study)
+    fixup = write_study(tmp_path / "fixup", study=STUDY.replace(
+        "model: lenet5", "model: fixup_resnet20\ninit: fixup").replace(
+        "[relu, serf]", "[serf]").replace("name: mine", "name: mine-fixup"))
+    with Store(tmp_path / "a.db") as store:
+        summary = run_study(store, load_study(path), cohort=4)
+        # N(0, 1) weights blow a 5-layer net up, with this activation as with any other.
+        assert summary.counts["completed"] == 2 * (len(inits) - 1), db_statuses(store)
+        assert {init for init, *_ in db_statuses(store)} == {"normal"}
+        assert run_study(store, load_study(fixup)).counts["completed"] == 1
+    specs = load_study(path).expand()
+    assert {str(s.init) for s in specs} >= {"he_normal", "xavier_normal", "lsuv", "orthogonal"}
 
 
 @pytest.mark.parametrize(("plugin", "message"), [

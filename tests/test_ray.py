@@ -165,3 +165,31 @@ def test_cli_runs_on_the_connected_cluster_and_records_a_failing_run(tmp_path,
     assert "500 per class were asked for" in rows["failed"]  # the task's own traceback
     assert "Traceback" in rows["failed"]
     assert db_rows(db, "SELECT attempts FROM runs WHERE status='failed'") == [(1,)]
+
+
+def test_a_plugin_study_runs_on_ray_workers_from_its_text(tmp_path, ray_cluster) -> None:
+    """A study with its own activation (examples/serf) on the Ray cluster: the workers
+    run the plug-in from the study's copy of its text, the file being gone by then (a
+    node of a real cluster has no copy of it)."""
+    from pathlib import Path
+
+    from actlab import plugins
+    from actlab.study import load_study
+
+    (tmp_path / "serf.py").write_text(
+        (Path(__file__).resolve().parents[1] / "examples" / "serf" / "serf.py").read_text())
+    (tmp_path / "study.yaml").write_text(
+        "name: serf-ray\nplugins: [serf.py]\nmodel: lenet5\n"
+        "data: {name: synthetic, options: {train_size: 120, test_size: 40}}\n"
+        "train: {epochs: 1, batch_size: 40}\ngrid: {act: [relu, serf]}\n")
+    the_study = load_study(tmp_path / "study.yaml")
+    (tmp_path / "serf.py").unlink()
+    try:
+        with Store(tmp_path / "ray.db") as db:
+            summary = run_study_ray(db, the_study)
+        assert summary.counts["completed"] == 2
+        assert sorted(db_rows(tmp_path / "ray.db", "SELECT status FROM runs")) == [
+            ("completed",), ("completed",)]
+    finally:
+        for source in the_study.plugins:
+            plugins.unload(source)
