@@ -153,6 +153,20 @@ def test_every_initializer_and_cohort_training_take_a_plugin_activation(tmp_path
     assert {str(s.init) for s in specs} >= {"he_normal", "xavier_normal", "lsuv", "orthogonal"}
 
 
+def test_theory_and_lr_find_take_a_plugin(tmp_path) -> None:
+    (tmp_path / "acts.py").write_text(SERF)
+    plugin = ["--plugin", str(tmp_path / "acts.py")]
+    theory = runner.invoke(app, ["theory", "--acts", "serf,relu", "--inits", "he_normal",
+                                 "--depth", "4", "--width", "8", "--no-svg", "-o",
+                                 str(tmp_path / "theory"), *plugin])
+    assert theory.exit_code == 0, theory.output
+    assert "| serf | x * erf(ln(1 + exp(x)))" in (tmp_path / "theory" / "report.md").read_text()
+    found = runner.invoke(app, ["lr-find", "--act", "serf", "--dataset", "synthetic",
+                                "--steps", "12", "--out", str(tmp_path / "lr.png"), *plugin])
+    assert found.exit_code == 0, found.output
+    assert "suggested range" in found.output
+
+
 @pytest.mark.parametrize(("plugin", "message"), [
     (None, "plugin file acts.py does not exist"),
     ("import torch\ndef f(:\n    pass\n", "plugin acts.py, line 2: syntax error"),
