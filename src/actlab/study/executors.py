@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actlab.spec import RunSpec
+from actlab.study.phases import current_plan, extend_with_decided
 from actlab.study.plan import Study
 from actlab.study.store import Heartbeat, PlanChangedError, Store, StoreError, new_owner
 from actlab.train.checkpoint import Checkpoint
@@ -137,7 +138,7 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     A study of the same name with another plan in the store is refused unless ``replan``
     (:meth:`Store.register_study`)."""
     events = events or RunEvents()
-    specs = study.expand()
+    specs = current_plan(store, study)
     study_id = store.register_study(study, specs, replan=replan)
     if retry_failed:
         store.reset_failed(study_id)
@@ -146,14 +147,26 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     owner = new_owner()
     summary = StudySummary(counts=counts)
     try:
-        _claim_and_run(store, study_id, owner, events, summary, data_dir, keep_checkpoints,
-                       cohort, cohort_memory_mb, memory_share)
+        while True:  # a tuned study: its decided groups' final runs join as they are
+            _claim_and_run(store, study_id, owner, events, summary, data_dir,
+                           keep_checkpoints, cohort, cohort_memory_mb, memory_share)
+            if extend_with_decided(store, study, study_id):
+                continue
+            if study.tune is None or not _others_still_tuning(store, study_id):
+                break
+            time.sleep(1.0)  # another process holds the last trials of a group
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: nothing stays claimed by us
         store.release_owned(study_id, owner)
         raise
     summary.counts = store.counts(study_id)
-    check_plan_kept(store, study, study_id, specs)
+    check_plan_kept(store, study, study_id, current_plan(store, study))
     return summary
+
+
+def _others_still_tuning(store: Store, study_id: int) -> bool:
+    """Whether runs of the plan are still pending or running (in other processes)."""
+    counts = store.counts(study_id)
+    return counts["pending"] + counts["running"] > 0
 
 
 def _claim_and_run(store: Store, study_id: int, owner: str, events: RunEvents,
@@ -324,7 +337,7 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     ``cohort`` and ``cohort_memory_mb`` go to every worker (see :func:`run_study`); by
     default the workers sharing a GPU split its free memory between their cohorts.
     """
-    specs = study.expand()
+    specs = current_plan(store, study)
     study_id = store.register_study(study, specs, replan=replan)
     if retry_failed:
         store.reset_failed(study_id)
@@ -358,5 +371,5 @@ def run_study_local(store: Store, study: Study, jobs: int, threads_per_job: int,
     if crashed:
         log.error("local executor: worker(s) %s exited abnormally; their runs are reclaimed "
                   "by the next `actlab run`", ", ".join(crashed))
-    check_plan_kept(store, study, study_id, specs)
+    check_plan_kept(store, study, study_id, current_plan(store, study))
     return StudySummary(counts=counts, ran=sum(counts[s] for s in finished) - before)

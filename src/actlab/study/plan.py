@@ -31,9 +31,10 @@ from actlab import catalog, plugins
 from actlab.plugins import PluginSource
 from actlab.plugins import read as read_plugin
 from actlab.spec import RunSpec, StrictModel
+from actlab.study.tuning import TuneSpec
 
 STUDY_KEYS = {"name", "description", "grid", "grids", "seeds", "zip", "exclude", "include",
-              "per_model", "variants", "extends", "plugins"}
+              "per_model", "variants", "extends", "plugins", "tune"}
 
 #: Short axis names for the fields studies vary most.
 AXIS_SHORTHANDS = {
@@ -43,6 +44,7 @@ AXIS_SHORTHANDS = {
     "batch_size": "train.batch_size",
     "schedule": "train.schedule",
     "dataset": "data.name",
+    "weight_decay": "train.optimizer.weight_decay",
 }
 
 
@@ -144,6 +146,19 @@ class Study(StrictModel):
     seeds: int | list[int] = 1
     #: The study's own components (actlab/plugins.py), kept as their source text.
     plugins: list[PluginSource] = Field(default_factory=list)
+    #: Each group tuned within the same budget before its final runs (study/tuning.py).
+    tune: TuneSpec | None = None
+
+    @field_validator("tune", mode="before")
+    @classmethod
+    def _tune_axes(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("space"), dict):
+            value = {**value, "space": {_axis_path(axis, "tune.space"): values
+                                        for axis, values in value["space"].items()}}
+        if isinstance(value, dict) and isinstance(value.get("per"), list):
+            value = {**value, "per": [_axis_path(str(axis), "tune.per")
+                                      for axis in value["per"]]}
+        return value
 
     @field_validator("plugins", mode="before")
     @classmethod
@@ -216,6 +231,28 @@ class Study(StrictModel):
         return seeds
 
     @model_validator(mode="after")
+    def _tuning_fits_the_study(self) -> Study:
+        if self.tune is None:
+            return self
+        varied = [*self.grid, *(axis for group in self.zip for axis in group)]
+        unknown = [axis for axis in self.tune.per or [] if axis not in varied]
+        if unknown:
+            raise ValueError(f"tune.per names {', '.join(unknown)}, which the study does not "
+                             f"vary; per takes axes of grid or zip ({', '.join(varied) or 'none'})")
+        both = sorted(set(self.tune.space) & set(varied))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both a study axis and tuned; an axis is "
+                             "either compared (grid) or tuned (tune.space)")
+        overlap = sorted(set(self.tune.seed_list) & set(self.seed_list))
+        if overlap:
+            raise ValueError(f"tuning and final seeds overlap ({overlap}): the final runs "
+                             "must use fresh seeds; change tune.seeds or seeds")
+        if self.grids or self.include:
+            raise ValueError("a tuned study takes its cells from grid and zip only (not "
+                             "grids or include)")
+        return self
+
+    @model_validator(mode="after")
     def _axes_once(self) -> Study:
         seen = list(self.grid)
         for group in self.zip:
@@ -237,7 +274,10 @@ class Study(StrictModel):
         main *= math.prod(len(next(iter(group.values()))) for group in self.zip)
         further = sum(math.prod(len(values) for values in grid.values())
                       for grid in self.grids)
-        return (main + further + len(self.include)) * len(self.seed_list)
+        per_cell = len(self.seed_list)
+        if self.tune is not None:  # trials on the tuning seeds, then the finals
+            per_cell += len(self.tune.configurations()) * len(self.tune.seed_list)
+        return (main + further + len(self.include)) * per_cell
 
     def _excluded(self, cell: dict[str, Any]) -> bool:
         for rule in self.exclude:
@@ -254,6 +294,11 @@ class Study(StrictModel):
             yield cell
 
     def _cells_with_origin(self) -> Iterable[tuple[dict[str, Any], str]]:
+        for cell, origin in self._unseeded_cells():
+            for seed in self.seed_list:
+                yield {**cell, "seed": seed}, origin
+
+    def _unseeded_cells(self) -> Iterable[tuple[dict[str, Any], str]]:
         axes: list[list[dict[str, Any]]] = [
             [{path: value} for value in values] for path, values in self.grid.items()]
         axes += [[dict(zip(group, row, strict=True)) for row in zip(*group.values(), strict=True)]
@@ -268,11 +313,9 @@ class Study(StrictModel):
                     cell.update(part)
                 if self._excluded(cell):
                     continue
-                for seed in self.seed_list:
-                    yield {**cell, "seed": seed}, origin
+                yield cell, origin
         for extra in self.include:
-            for seed in self.seed_list:
-                yield {**extra, "seed": seed}, "include"
+            yield extra, "include"
 
     def _raw_spec(self, cell: dict[str, Any]) -> dict[str, Any]:
         raw = copy.deepcopy(self.base)
@@ -303,13 +346,63 @@ class Study(StrictModel):
         return list(_EXPANSIONS[key])
 
     def _expand(self) -> list[RunSpec]:
+        if self.tune is not None:  # the tuning trials; finals join once they are decided
+            return self._specs_of(self._trial_cells())
+        return self._specs_of(self._cells_with_origin())
+
+    # -- tuning (study/tuning.py) -------------------------------------------------------
+    def _trial_cells(self) -> Iterable[tuple[dict[str, Any], str]]:
+        assert self.tune is not None
+        for cell, origin in self._unseeded_cells():
+            for configuration in self.tune.configurations():
+                for seed in self.tune.seed_list:
+                    yield {**cell, **configuration, "seed": seed}, origin
+
+    def tuned_axes(self) -> list[str]:
+        """The axes whose values get their own tuning (``tune.per``, default every axis
+        the study varies); model and dataset always do."""
+        assert self.tune is not None
+        varied = [*self.grid, *(axis for group in self.zip for axis in group)]
+        return list(self.tune.per) if self.tune.per is not None else varied
+
+    def group_of(self, spec: RunSpec) -> str:
+        """The tuning group of a run: its model, dataset and tuned axes' values."""
+        values = flatten_fields(spec.model_dump(mode="json"))
+        key = {"model": spec.model_label, "dataset": spec.data.name,
+               **{axis: values.get(axis) for axis in self.tuned_axes()}}
+        return ", ".join(f"{k}={_short(v)}" for k, v in key.items())
+
+    def configuration_of(self, spec: RunSpec) -> dict[str, Any]:
+        """The values of the tuned space a run trains with."""
+        assert self.tune is not None
+        values = flatten_fields(spec.model_dump(mode="json"))
+        return {axis: values.get(axis) for axis in self.tune.space}
+
+    def role_of(self, spec: RunSpec) -> str | None:
+        """``tune`` for a tuning trial, ``final`` for a final run, None without tuning."""
+        if self.tune is None:
+            return None
+        return "tune" if spec.seed in self.tune.seed_list else "final"
+
+    def final_specs(self, selections: dict[str, dict[str, Any]]) -> list[RunSpec]:
+        """The final runs of the decided groups: each cell of a group at its selected
+        configuration, on the study's seeds."""
+        cells = []
+        for cell, origin in self._unseeded_cells():
+            probe = self._specs_of([({**cell, "seed": self.seed_list[0]}, origin)])[0]
+            chosen = selections.get(self.group_of(probe))
+            if chosen is not None:
+                cells += [({**cell, **chosen, "seed": seed}, origin) for seed in self.seed_list]
+        return self._specs_of(cells) if cells else []
+
+    def _specs_of(self, cells: Iterable[tuple[dict[str, Any], str]]) -> list[RunSpec]:
         specs: list[tuple[RunSpec, str]] = []
         problems: dict[str, None] = {}  # ordered set: one line per distinct problem
         # Every cell asks the catalog the same few questions, and the cyclic garbage
         # collector, run again and again over the growing list of specs (none of which
         # holds a cycle), would otherwise take 60% of a 50,000-run expansion.
         with catalog.steady(), _collector_paused():
-            for cell, origin in self._cells_with_origin():
+            for cell, origin in cells:
                 try:
                     specs.append((RunSpec.model_validate(self._raw_spec(cell)), origin))
                 except ValidationError as exc:
@@ -345,6 +438,10 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 #: Expanded plans of this process, by the study's content (see Study.expand).

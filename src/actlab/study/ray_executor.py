@@ -34,6 +34,7 @@ from typing import Any
 from actlab import __version__, plugins
 from actlab.spec import RunSpec
 from actlab.study.executors import RunEvents, StudySummary, check_plan_kept
+from actlab.study.phases import current_plan, extend_with_decided
 from actlab.study.plan import Study
 from actlab.study.store import Store, new_owner
 from actlab.train.checkpoint import Checkpoint, save_checkpoint_bytes
@@ -200,7 +201,7 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
     the same path on every node. A run whose worker or node is lost is resubmitted up to
     ``max_losses`` times."""
     ray = import_ray()
-    specs = study.expand()
+    specs = current_plan(store, study)
     started_ray = connect(address)
     try:
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
@@ -221,8 +222,10 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
                          data_dir=data_dir, keep_checkpoints=keep_checkpoints,
                          max_losses=max_losses, heartbeat_s=heartbeat_s)
         driver.run()
+        while extend_with_decided(store, study, study_id):  # a tuned study's finals
+            driver.run()
         driver.summary.counts = store.counts(study_id)
-        check_plan_kept(store, study, study_id, specs)
+        check_plan_kept(store, study, study_id, current_plan(store, study))
         return driver.summary
     finally:
         if started_ray:

@@ -365,6 +365,9 @@ class Store:
                              (spec_json, now, study_id))
             conn.execute("UPDATE runs SET in_plan=0 WHERE study_id=?", (study_id,))
             for position, (spec, cell) in enumerate(zip(specs, cells, strict=True)):
+                role = study.role_of(spec)
+                if role is not None:  # a tuned study: trials and finals (study/tuning.py)
+                    cell = {**cell, "role": role}
                 conn.execute(
                     "INSERT INTO runs (study_id, run_id, position, spec, cell, status) "
                     "VALUES (?,?,?,?,?, 'pending') ON CONFLICT (study_id, run_id) "
@@ -406,6 +409,48 @@ class Store:
         return {r["run_id"]: r["status"] for r in self.conn.execute(
             "SELECT run_id, status FROM runs JOIN studies s ON s.id = runs.study_id "
             "WHERE s.name=? AND (in_plan=1 OR ?=0)", (name, int(in_plan)))}
+
+    def validation_results(self, name: str, metric: str) -> dict[str, tuple[str, float]]:
+        """Run id -> (status, ``metric``) of the study's finished runs: ``val_acc`` and
+        ``val_loss`` of the last epoch, ``best_val_acc`` as stored; NaN for a run that
+        diverged or failed (what a tuning selection reads: study/tuning.py)."""
+        rows = self.conn.execute(
+            "SELECT run_id, status, final FROM runs JOIN studies s ON s.id = runs.study_id "
+            "WHERE s.name=? AND status IN ('completed', 'diverged', 'failed')", (name,))
+        results: dict[str, tuple[str, float]] = {}
+        for row in rows:
+            value = math.nan
+            if row["status"] == "completed" and metric == "best_val_acc":
+                value = float((json.loads(row["final"] or "{}")).get(metric, math.nan))
+            elif row["status"] == "completed":
+                last = self.conn.execute(
+                    f"SELECT {'val_acc' if metric == 'val_acc' else 'val_loss'} AS v FROM "
+                    "epochs e JOIN studies s ON s.id = e.study_id WHERE s.name=? AND "
+                    "e.run_id=? ORDER BY epoch DESC LIMIT 1", (name, row["run_id"])).fetchone()
+                value = math.nan if last is None or last["v"] is None else float(last["v"])
+            results[row["run_id"]] = (row["status"], value)
+        return results
+
+    def extend_plan(self, study_id: int, specs: list[RunSpec], roles: list[str | None]
+                    ) -> int:
+        """Add ``specs`` to the study's plan after its runs (a tuned study's final runs,
+        once their group is decided); runs already planned are left as they are.
+        Returns how many were new."""
+        cells = cell_labels(specs)
+        added = 0
+        with self.transaction(immediate=True) as conn:
+            start = conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs WHERE "
+                                 "study_id=?", (study_id,)).fetchone()[0]
+            for spec, cell, role in zip(specs, cells, roles, strict=True):
+                if role is not None:
+                    cell = {**cell, "role": role}
+                added += conn.execute(
+                    "INSERT INTO runs (study_id, run_id, position, spec, cell, status) "
+                    "VALUES (?,?,?,?,?, 'pending') ON CONFLICT (study_id, run_id) DO UPDATE "
+                    "SET in_plan=1 WHERE in_plan=0",
+                    (study_id, spec.run_id, start + added, spec.model_dump_json(),
+                     json.dumps(cell))).rowcount
+        return added
 
     def study_id(self, name: str) -> int:
         row = self.conn.execute("SELECT id FROM studies WHERE name=?", (name,)).fetchone()

@@ -1,0 +1,163 @@
+"""Tuned studies (study/tuning.py, study/phases.py): the tune block's validation, the
+search space's draws, the selection rule, and the two phases run by the executors with a
+fake trainer whose validation metric is a known function of lr and activation."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import textwrap
+from collections import Counter
+
+import pytest
+
+from actlab.study import Store, StudyError, executors, load_study, parse_study
+from actlab.study.phases import current_plan, tuning_state
+from actlab.study.tuning import Distribution, TuneSpec, select
+from actlab.train.core import EpochMetrics, RunResult
+
+BASE = """
+name: tuned
+model: lenet5
+data: {name: synthetic, options: {train_size: 100, test_size: 20}}
+train: {epochs: 1, batch_size: 20}
+grid:
+  act: [relu, tanh]
+"""
+#: The best lr of each activation on validation; the test metric prefers the opposite.
+BEST_VAL_LR = {"relu": 0.01, "tanh": 0.1}
+
+
+def study_file(tmp_path, tune: str, extra: str = "seeds: 2\n"):
+    path = tmp_path / "study.yaml"
+    path.write_text(BASE + textwrap.dedent(tune) + extra)
+    return path
+
+
+@pytest.mark.parametrize(("tune", "message"), [
+    ("tune: {space: {lr: [0.01, 0.1]}, select: test_acc}\n", "a test metric"),
+    ("tune: {space: {lr: [0.01, 0.1]}, seeds: [0, 5]}\n", "tuning and final seeds overlap"),
+    ("tune: {space: {}}\n", "tune.space must name at least one run field"),
+    ("tune: {space: {lr: [0.01, 0.1]}, trials: 3}\n", "the grid has only 2 points"),
+    ("tune: {space: {lr: [0.01, 0.1]}, per: [init]}\n", "which the study does not vary"),
+    ("tune: {space: {lr: 'loguniform(0, 0.1)'}, method: random, trials: 4}\n",
+     "needs a positive low bound"),
+    ("tune: {space: {lr: 'uniform(0.1, 0.01)'}, method: random, trials: 4}\n",
+     "needs low < high"),
+    ("tune: {space: {lr: 'normal(0, 1)'}, method: random, trials: 4}\n",
+     "is neither a list of values nor loguniform"),
+    ("tune: {space: {lr: 'loguniform(1e-4, 1e-1)'}}\n", "grid needs a list of values"),
+    ("tune: {space: {lr: 'loguniform(1e-4, 1e-1)'}, method: random}\n",
+     "needs tune.trials"),
+    ("tune: {space: {act: [relu, elu]}}\n", "is both a study axis and tuned"),
+    ("tune: {space: {colour: [1, 2]}}\n", "unknown tune.space axis 'colour'"),
+])
+def test_a_bad_tune_block_is_refused_at_plan_time(tmp_path, tune: str, message: str) -> None:
+    with pytest.raises(StudyError, match=message):
+        load_study(study_file(tmp_path, tune))
+
+
+def test_random_draws_are_reproducible_and_in_range() -> None:
+    tune = TuneSpec(space={"train.optimizer.lr": "loguniform(1e-4, 1e-1)",
+                           "train.optimizer.weight_decay": [0, 5e-4]},
+                    method="random", trials=50, draw_seed=3)
+    draws = tune.configurations()
+    assert draws == tune.configurations()
+    lrs = [d["train.optimizer.lr"] for d in draws]
+    assert all(1e-4 <= lr <= 1e-1 for lr in lrs)
+    assert sum(lr < 1e-2 for lr in lrs) > 15  # log-uniform: 2 of 3 decades below 1e-2
+    assert {d["train.optimizer.weight_decay"] for d in draws} == {0, 5e-4}
+    assert TuneSpec(space={"lr": [1, 2, 3, 4]}, trials=2).configurations() == TuneSpec(
+        space={"lr": [1, 2, 3, 4]}, trials=2).configurations()
+    assert str(Distribution.parse("loguniform(1e-4, 0.1)", "lr")) == "loguniform(0.0001, 0.1)"
+
+
+def test_the_selection_rule() -> None:
+    tune = TuneSpec(space={"train.optimizer.lr": [0.01, 0.1, 1.0]})
+    lr = "train.optimizer.lr"
+    chosen, mean = select(tune, [({lr: 0.01}, 0.5), ({lr: 0.01}, 0.7), ({lr: 0.1}, 0.6),
+                                 ({lr: 0.1}, 0.6), ({lr: 1.0}, math.nan), ({lr: 1.0}, 0.99)])
+    assert chosen == {lr: 0.01}  # a tie of means (0.6) goes to the smaller lr
+    assert mean == pytest.approx(0.6)  # and a trial with a diverged seed never wins
+    loss = TuneSpec(space={lr: [0.01, 0.1]}, select="val_loss")
+    assert select(loss, [({lr: 0.01}, 0.9), ({lr: 0.1}, 0.3)])[0] == {lr: 0.1}
+    with pytest.raises(ValueError, match="every trial of the group diverged"):
+        select(tune, [({lr: 0.01}, math.nan)])
+    assert tune.on_edge({lr: 0.01}) == [lr]
+    assert tune.on_edge({lr: 0.1}) == []
+
+
+class FakeTrainer:
+    """Stands in for run_one: the validation accuracy peaks at the activation's best lr
+    (:data:`BEST_VAL_LR`), the test accuracy at the other activation's, so a selection
+    that looked at test metrics would pick the wrong lr."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.trained: Counter[str] = Counter()
+        self.stop_after = stop_after
+
+    def __call__(self, spec, observer, checkpoint=None) -> RunResult:
+        if self.stop_after is not None and sum(self.trained.values()) >= self.stop_after:
+            raise KeyboardInterrupt  # as a kill between two runs would
+        self.trained[spec.run_id] += 1
+        act, lr = str(spec.act), spec.train.optimizer.lr
+        other = BEST_VAL_LR["tanh" if act == "relu" else "relu"]
+        val = 0.9 - 0.1 * abs(math.log10(lr / BEST_VAL_LR[act])) + 0.001 * (spec.seed % 2)
+        test = 0.9 - 0.1 * abs(math.log10(lr / other))
+        metrics = EpochMetrics(epoch=1, train_loss=0.5, train_acc=0.8, val_loss=1 - val,
+                               val_acc=val, lr=lr, epoch_time=0.01, images_per_s=1e4,
+                               test_loss=1 - test, test_acc=test)
+        observer.epoch_finished(metrics)
+        return RunResult("completed", [metrics], final={"test_acc": test, "best_val_acc": val,
+                                                         "test_loss": 1 - test})
+
+
+TUNE = """\
+tune:
+  space: {lr: [0.001, 0.01, 0.1, 1.0]}
+  seeds: 2
+"""
+
+
+def test_each_group_selects_its_best_validation_lr_and_runs_its_finals(tmp_path,
+                                                                       monkeypatch) -> None:
+    fake = FakeTrainer()
+    monkeypatch.setattr(executors, "run_one", fake)
+    study = load_study(study_file(tmp_path, TUNE, "seeds: 3\n"))
+    with Store(tmp_path / "a.db") as store:
+        summary = executors.run_study(store, study)
+        assert summary.counts["completed"] == 2 * 4 * 2 + 2 * 3  # trials, then finals
+        states = {s.group.split("act=")[1]: s for s in tuning_state(store, study)}
+        records = store.study("tuned").records()
+    for act, best in BEST_VAL_LR.items():
+        assert states[act].selection.configuration == {"train.optimizer.lr": best}
+    finals = [(r["act"], r["lr"], r["seed"]) for r in records if r["seed"] < 3]
+    assert sorted(finals) == sorted((act, lr, seed) for act, lr in BEST_VAL_LR.items()
+                                    for seed in range(3))
+    assert max(fake.trained.values()) == 1  # no run trained twice
+
+
+def test_a_study_stopped_in_either_phase_resumes_with_the_same_selections(
+        tmp_path, monkeypatch) -> None:
+    study = load_study(study_file(tmp_path, TUNE))
+    counts: Counter[str] = Counter()
+    for stop_after in (5, 19, None):  # inside the trials, inside the finals, the rest
+        fake = FakeTrainer(stop_after=stop_after and stop_after - sum(counts.values()))
+        monkeypatch.setattr(executors, "run_one", fake)
+        with Store(tmp_path / "a.db") as store, contextlib.suppress(KeyboardInterrupt):
+            executors.run_study(store, study)
+        counts.update(fake.trained)
+    assert max(counts.values()) == 1  # nothing trained twice
+    assert sum(counts.values()) == 2 * 4 * 2 + 2 * 2
+    with Store(tmp_path / "a.db") as store:
+        plan = current_plan(store, study)
+        assert len(plan) == 20
+        assert {s.train.optimizer.lr for s in plan if s.seed < 2} == {0.01, 0.1}
+
+
+def test_plan_counts_trials_and_finals(tmp_path) -> None:
+    study = parse_study({"name": "t", "grid": {"act": ["relu", "tanh"]}, "seeds": 3,
+                         "tune": {"space": {"lr": [0.01, 0.1]}, "seeds": 2}})
+    assert study.cell_count() == 2 * (2 * 2 + 3)
+    assert len(study.expand()) == 8  # the trials; finals join once decided
+    assert {study.role_of(s) for s in study.expand()} == {"tune"}
