@@ -161,3 +161,24 @@ def test_plan_counts_trials_and_finals(tmp_path) -> None:
     assert study.cell_count() == 2 * (2 * 2 + 3)
     assert len(study.expand()) == 8  # the trials; finals join once decided
     assert {study.role_of(s) for s in study.expand()} == {"tune"}
+
+
+def test_the_report_shows_the_tuning_and_keeps_trials_out_of_the_results(
+        tmp_path, monkeypatch) -> None:
+    from actlab.report import write_report
+
+    monkeypatch.setattr(executors, "run_one", FakeTrainer())
+    study = load_study(study_file(tmp_path, TUNE, "seeds: 3\n"))
+    with Store(tmp_path / "a.db") as store:
+        executors.run_study(store, study)
+        write_report(store, ["tuned"], tmp_path / "report", theory=False, svg=False)
+    text = (tmp_path / "report" / "report.md").read_text()
+    tuned = text.split("## Tuned comparison: tuned")[1].split("\n## ")[0]
+    assert "4 trials (grid) over lr in {0.001, 0.01, 0.1, 1}" in tuned
+    assert "| model=lenet5, dataset=synthetic, act=relu | 8/8 | lr=0.01 |" in tuned
+    assert "| model=lenet5, dataset=synthetic, act=tanh | 8/8 | lr=0.1 |" in tuned
+    assert "on the edge of the search space" not in tuned  # 0.01 and 0.1 are inside
+    assert (tmp_path / "report" / "figures" / "tuned-tuning-trials.png").exists()
+    results = text.split("## Results")[1].split("\n## ")[0]
+    assert "(n=3)" in results  # the finals only: 3 seeds, not 3 + 8 trials
+    assert "(n=11)" not in results

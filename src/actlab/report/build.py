@@ -21,7 +21,10 @@ import pandas as pd
 
 from actlab.analysis import cell_statistics, friedman
 from actlab.analysis.summaries import cost
-from actlab.report import figures
+from actlab.report import (
+    figures,
+    tuned,  # noqa: F401  (registers the tuned-comparison section)
+)
 from actlab.report.document import Section
 from actlab.report.sections import TESTS, ReportWriter, ordered_sections
 from actlab.report.tables import CellTable
@@ -59,6 +62,14 @@ class Report:
         self.runs, self.epochs, self.params, self.layers = (
             pd.concat(frames[k], ignore_index=True) for k in ("runs", "epochs", "params",
                                                               "layers"))
+        # A tuned study's trials (study/tuning.py) never enter the final statistics: the
+        # "Tuned comparison" section shows them on their own.
+        trial_ids = set(self.runs.loc[self.runs["role"] == "tune", "run_id"]) \
+            if "role" in self.runs else set()
+        self.trials = self.runs[self.runs["run_id"].isin(trial_ids)]
+        self.runs, self.epochs, self.params, self.layers = (
+            frame[~frame["run_id"].isin(trial_ids)] if "run_id" in frame else frame
+            for frame in (self.runs, self.epochs, self.params, self.layers))
         if metric not in self.runs and not self.runs.empty and (
                 self.runs["status"] == "completed").any():
             known = sorted(c for c in self.runs.columns if c.startswith(("test_", "best_")))
@@ -67,8 +78,9 @@ class Report:
         self.higher_is_better = not any(word in metric for word in LOWER_IS_BETTER)
         self.scale = 100.0 if metric.endswith(("acc", "top3", "f1", "precision", "recall")) \
             else 1.0
-        self.cell = [c for c in CELL_AXES if c in self.runs and self.runs[c].nunique() > 1] \
-            or ["act"]
+        set_by_tuning = self._tuned_columns()
+        self.cell = [c for c in CELL_AXES if c in self.runs and self.runs[c].nunique() > 1
+                     and c not in set_by_tuning] or ["act"]
         self.task = [c for c in TASK if c in self.runs and self.runs[c].nunique() > 1]
         self.baseline = self._check_baseline(baseline or {})
         self.colours = figures.colour_map(list(dict.fromkeys(self.runs.get("act", []))))
@@ -137,6 +149,15 @@ class Report:
                          higher_is_better=self.higher_is_better)
 
     # -- figures on demand (the notebook API) ---------------------------------------------
+    def _tuned_columns(self) -> set[str]:
+        """The cell columns a tuned study's selection sets (its lr, its other tuned
+        fields' ``setting``): the finals differ in them by group, not by design."""
+        columns: set[str] = set()
+        for spec in self.specs.values():
+            space = (spec.get("tune") or {}).get("space", {})
+            columns |= {"lr" if axis == "train.optimizer.lr" else "setting" for axis in space}
+        return columns
+
     def figure(self, kind: str, task: dict[str, Any] | None = None, **options: Any) -> Any:
         """Draw one figure: 'curves' (metric=val_acc, x=epoch|time), 'bars', 'heatmap',
         'lr_sweep', 'cost', 'layers' (metric=grad_norm, ...), 'parameters' (act=...),

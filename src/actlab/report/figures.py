@@ -121,7 +121,10 @@ def final_bars(stats: pd.DataFrame, metric: str, hue: str, group: str, colours: 
         low = (rows["mean"] - rows["ci_low"]).to_numpy(dtype=float) * scale
         high = (rows["ci_high"] - rows["mean"]).to_numpy(dtype=float) * scale
         ax.bar(positions, means, width, label=name, color=colours.get(name))
-        ax.errorbar(positions, means, yerr=[np.nan_to_num(low), np.nan_to_num(high)],
+        # A cell whose seeds agree exactly has a CI of width 0, which rounding can make
+        # a hair negative; matplotlib refuses negative error bars.
+        low, high = (np.clip(np.nan_to_num(v), 0.0, None) for v in (low, high))
+        ax.errorbar(positions, means, yerr=[low, high],
                     fmt="none", ecolor="0.2", capsize=2, lw=0.9)
     ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups], rotation=20, ha="right")
     finite = stats["mean"].dropna() * scale
@@ -178,6 +181,29 @@ def lr_sweep(stats: pd.DataFrame, metric: str, hue: str, colours: Colours,
     ax.set_ylabel(label(metric) + (" (%)" if scale == 100 else ""))
     ax.grid(alpha=0.3)
     _legend(fig, ax, hue)
+    fig.tight_layout()
+    return fig
+
+
+def tuning_trials(points: pd.DataFrame, x: str, metric: str, colours: Colours,
+                  selected: dict[str, float], scale: float = 100.0) -> plt.Figure:
+    """Every tuning trial as a point (``x`` against the validation ``metric``), the mean
+    over tuning seeds as a line per group, and each group's selected value circled."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    for name, group in points.groupby("group", sort=False):
+        colour = colours.get(str(name).rsplit("=", 1)[-1])
+        ax.scatter(group[x], group["value"] * scale, s=12, alpha=0.6, color=colour)
+        means = group.groupby(x)["value"].mean().sort_index()
+        ax.plot(means.index, means.to_numpy() * scale, color=colour, label=name, lw=1.2)
+        if name in selected and selected[name] in means.index:
+            ax.scatter([selected[name]], [means[selected[name]] * scale], s=90,
+                       facecolors="none", edgecolors=colour, linewidths=1.5)
+    if (points[x] > 0).all():
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(label(metric) + (" (%)" if scale == 100 else ""))
+    ax.grid(alpha=0.3)
+    _legend(fig, ax, "group")
     fig.tight_layout()
     return fig
 

@@ -46,7 +46,8 @@ def run_records(conn: sqlite3.Connection, study_id: int) -> list[dict[str, Any]]
         final = json.loads(row["final"]) if row["final"] else {}
         info = json.loads(row["info"]) if row["info"] else {}
         record = {"run_id": row["run_id"], **cell}
-        record = {key: record[key] for key in RECORD_ORDER}
+        record = {key: record[key] for key in RECORD_ORDER} | (
+            {"role": cell["role"]} if "role" in cell else {})  # a tuned study's trial/final
         records.append({
             **record, "epochs": json.loads(row["spec"])["train"]["epochs"],
             "status": row["status"], "diverged_epoch": row["diverged_epoch"],

@@ -1,0 +1,123 @@
+"""The report's "Tuned comparison" section: how a tuned study (study/tuning.py) chose
+each group's configuration, and the trials behind the choice.
+
+The final tables of the report hold the final runs only; this section says what the
+protocol was (the same space and budget for every group, selection on validation,
+fresh seeds for the finals: the tuning ruleset of AlgoPerf, Dahl et al. 2023), what
+each group selected with its mean validation metric, where a selection lies on the edge
+of the space (the space may be too narrow there), and draws every trial.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from actlab.report import figures
+from actlab.report.document import Section
+from actlab.report.sections import ReportWriter, register_section
+from actlab.study.phases import tuning_state
+from actlab.study.plan import Study
+
+if TYPE_CHECKING:
+    from actlab.report.build import Report
+
+SHORT = {"train.optimizer.lr": "lr", "train.optimizer.weight_decay": "weight_decay"}
+
+
+@register_section("tuned", order=15)
+def tuned_comparison(r: Report, w: ReportWriter) -> list[Section]:
+    """Per tuned study: the protocol, the selection per group, the trials drawn."""
+    sections = []
+    for name, document in r.specs.items():
+        if not document.get("tune"):
+            continue
+        study = Study.model_validate(document)
+        assert study.tune is not None
+        tune = study.tune
+        states = tuning_state(r.store, study)
+        section = Section(f"Tuned comparison: {name}")
+        space = "; ".join(f"{SHORT.get(axis, axis)} in {_values(values)}"
+                          for axis, values in tune.space.items())
+        per = ", ".join(SHORT.get(a, a) for a in study.tuned_axes()) or "none"
+        trials = len(tune.configurations())
+        section.paragraphs.append(
+            f"Every group (model, dataset and {per}) was tuned within the same budget: "
+            f"{trials} trial{'s' if trials != 1 else ''} ({tune.method}) over {space}, each "
+            f"on the tuning seeds {_seeds(tune.seed_list)}. A group's configuration is the "
+            f"one with the best mean {tune.select} over its trials' seeds (ties go to the "
+            "smaller value); its final runs use the fresh seeds "
+            f"{_seeds(study.seed_list)}. Selection never sees a test metric, and the trials "
+            "enter no other table of this report (the tuning ruleset of AlgoPerf, Dahl et "
+            "al. 2023).")
+        rows, edges = [], []
+        for state in states:
+            chosen = state.selection
+            rows.append({
+                "group": state.group,
+                "trials finished": f"{state.finished}/{state.trials}",
+                "selected": _configuration(chosen.configuration) if chosen else "not decided",
+                f"mean {tune.select}": chosen.metric if chosen else float("nan"),
+                "on the edge": ", ".join(SHORT.get(a, a) for a in chosen.edges)
+                if chosen and chosen.edges else "",
+            })
+            if chosen and chosen.edges:
+                edges.append(f"{state.group} ({', '.join(SHORT.get(a, a) for a in chosen.edges)})")
+        section.add(w.table(f"{name}-selections", "Selected configuration per group",
+                            f"The configuration each group selected on {tune.select} (mean "
+                            "over its tuning seeds) and how many of its trials finished.",
+                            frame=pd.DataFrame(rows)))
+        if edges:
+            section.paragraphs.append(
+                "Selected on the edge of the search space, where a better value may lie "
+                f"outside it: {'; '.join(edges)}. Widen the space there to be sure.")
+        section.items += _trial_figure(r, w, study, states)
+        sections.append(section)
+    return sections
+
+
+def _trial_figure(r: Report, w: ReportWriter, study: Study, states: list) -> list:
+    """Validation metric against the first numeric tuned axis, every trial a point."""
+    assert study.tune is not None
+    axis = next((a for a, v in study.tune.space.items()
+                 if not isinstance(v, list) or all(isinstance(x, int | float) for x in v)), None)
+    if axis is None:
+        return []
+    results = r.store.validation_results(study.name, study.tune.select)
+    points = []
+    for spec in study.expand():
+        if spec.run_id in results and results[spec.run_id][1] == results[spec.run_id][1]:
+            points.append({"group": study.group_of(spec),
+                           "x": study.configuration_of(spec)[axis],
+                           "value": results[spec.run_id][1]})
+    if not points:
+        return []
+    selected = {s.group: s.selection.configuration[axis] for s in states if s.selection}
+    frame = pd.DataFrame(points)
+    frame.loc[:, "group"] = [g.split(", ")[-1] for g in frame["group"]]
+    selected = {g.split(", ")[-1]: v for g, v in selected.items()}
+    scale = 100.0 if study.tune.select.endswith("acc") else 1.0
+    figure = figures.tuning_trials(frame, "x", study.tune.select, r.colours, selected, scale)
+    figure.axes[0].set_xlabel(SHORT.get(axis, axis))
+    return [w.fig(figure, f"{study.name}-tuning-trials",
+                  f"{study.tune.select} of every tuning trial",
+                  f"Each point is one trial run (a configuration on one tuning seed); lines: "
+                  f"the mean over seeds per group; circled: the selected "
+                  f"{SHORT.get(axis, axis)}.")]
+
+
+def _values(values: object) -> str:
+    if isinstance(values, list):
+        return "{" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                               for v in values) + "}"
+    return str(values)
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds)) if len(seeds) <= 6 else f"{seeds[0]}..{seeds[-1]}"
+
+
+def _configuration(configuration: dict) -> str:
+    return ", ".join(f"{SHORT.get(a, a)}={v:g}" if isinstance(v, float) else f"{a}={v}"
+                     for a, v in configuration.items())
