@@ -182,3 +182,29 @@ def test_the_report_shows_the_tuning_and_keeps_trials_out_of_the_results(
     results = text.split("## Results")[1].split("\n## ")[0]
     assert "(n=3)" in results  # the finals only: 3 seeds, not 3 + 8 trials
     assert "(n=11)" not in results
+
+
+def test_plan_and_status_show_both_phases(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from actlab.cli import app
+
+    path = study_file(tmp_path, TUNE, "seeds: 3\n")
+    db = str(tmp_path / "a.db")
+    runner = CliRunner()
+    before = runner.invoke(app, ["plan", str(path), "--store", db], terminal_width=200)
+    assert before.exit_code == 0, before.output
+    assert "tuning: 0 of 2 groups decided" in before.output
+    assert "study tuned: 16 runs" in before.output  # the trials; finals join later
+    monkeypatch.setattr(executors, "run_one", FakeTrainer())
+    with Store(db) as store:
+        executors.run_study(store, load_study(path))
+    after = runner.invoke(app, ["plan", str(path), "--store", db], terminal_width=200)
+    assert "tuning: 2 of 2 groups decided" in after.output
+    assert "study tuned: 22 runs" in after.output
+    assert "22 of 22 runs finished" in after.output
+    status = runner.invoke(app, ["status", "tuned", "--store", db], terminal_width=200)
+    assert status.exit_code == 0, status.output
+    assert "tuning: 2 of 2 groups decided" in status.output
+    assert "lr=0.01" in status.output
+    assert "lr=0.1" in status.output

@@ -200,10 +200,11 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
          limit: int = LimitOption,
          plugin: list[str] = PluginOption) -> None:
     """Validate a study file and show its cells and what is already done."""
-    from actlab.cli.tables import print_runs
+    from actlab.cli.tables import print_runs, print_tuning
     from actlab.study import Store
     from actlab.study.cells import CELL_COLUMNS, cell_labels
     from actlab.study.frames import epoch_seconds
+    from actlab.study.phases import current_plan
     from actlab.study.plan import LARGE_PLAN, load_study
 
     study = load_study(study_file, max_runs=None if yes else LARGE_PLAN, plugins=plugin)
@@ -218,11 +219,18 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
             done = db.statuses(study.name)
             stored_plan = set(db.statuses(study.name, in_plan=True)) if done else None
             history = epoch_seconds(db.conn)
-    rows = [{"#": index, **cell, "run id": spec.run_id, "status": done.get(spec.run_id, "new")}
+            specs = current_plan(db, study)  # a tuned study: with its decided finals
+            if study.tune is not None:
+                print_tuning(console, db, study)
+    elif study.tune is not None:
+        print_tuning(console, None, study)
+    rows = [{"#": index, **cell, "role": study.role_of(spec) or "",
+             "run id": spec.run_id, "status": done.get(spec.run_id, "new")}
             for index, (spec, cell) in enumerate(zip(specs, cell_labels(specs), strict=True), 1)]
-    columns = ("#", *CELL_COLUMNS, "run id", "status")
+    columns = ("#", *CELL_COLUMNS, "role", "run id", "status")
     print_runs(console, f"study {study.name}: {len(specs)} runs", rows, columns,
-               ("#", "status", "act", "model", "init", "lr", "schedule", "seed", "corruption",
+               ("#", "status", "act", "role", "model", "init", "lr", "schedule", "seed",
+                "corruption",
                 "dataset", "optimizer", "setting", "run id"), keep=("#", "run id", "status"),
                limit=limit)
     todo = [s for s in specs if done.get(s.run_id) not in ("completed", "diverged")]

@@ -123,6 +123,13 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
     if study is None:
         return
     (progress,) = studies
+    with Store(path, read_only=True) as db:
+        document = db.study(study).spec()
+        if document.get("tune"):
+            from actlab.cli.tables import print_tuning
+            from actlab.study.plan import Study
+
+            print_tuning(console, db, Study.model_validate(document))
     if progress.running:
         flight = Table(title="in flight")
         flight.add_column("run")

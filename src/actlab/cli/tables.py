@@ -76,3 +76,26 @@ def print_runs(console: Console, title: str, rows: list[dict[str, Any]],
                         "(--limit 0 shows all)")
     for note in notes:
         console.print(f"[dim]{note}[/]")
+
+
+def print_tuning(console: Console, store: Any, study: Any) -> None:
+    """A tuned study's two phases (study/tuning.py): each group's trials finished and
+    its selection, if decided."""
+    from actlab.study.phases import tuning_state
+
+    states = tuning_state(store, study)
+    decided = sum(state.selection is not None for state in states)
+    table = Table(title=f"tuning: {decided} of {len(states)} groups decided "
+                        f"(selected on {study.tune.select}; each group's final runs, "
+                        f"{len(study.seed_list)} seed(s) per cell, join the plan then)")
+    for column in ("group", "trials finished", "selected", study.tune.select):
+        table.add_column(column, no_wrap=column != "group")
+    for state in states:
+        chosen = state.selection
+        table.add_row(state.group, f"{state.finished}/{state.trials}",
+                      ", ".join(f"{axis.rsplit('.', 1)[-1]}={value:g}"
+                                if isinstance(value, float) else f"{axis}={value}"
+                                for axis, value in chosen.configuration.items())
+                      if chosen else "not yet",
+                      f"{chosen.metric:.4g}" if chosen else "")
+    console.print(table)
