@@ -208,3 +208,29 @@ def test_plan_and_status_show_both_phases(tmp_path, monkeypatch) -> None:
     assert "tuning: 2 of 2 groups decided" in status.output
     assert "lr=0.01" in status.output
     assert "lr=0.1" in status.output
+
+
+def test_tuned_and_shared_rankings_side_by_side(tmp_path, monkeypatch) -> None:
+    """With tune.shared the cells also run at the study's own lr: at 1.0 the fake
+    trainer puts tanh ahead (its best lr is nearer), tuned both tie at their best."""
+    from actlab.report import write_report
+
+    monkeypatch.setattr(executors, "run_one", FakeTrainer())
+    tune = TUNE.replace("  seeds: 2\n", "  seeds: 2\n  shared: true\n")
+    path = study_file(tmp_path, tune, "seeds: 3\n")
+    path.write_text(path.read_text().replace("batch_size: 20}",
+                                             "batch_size: 20, optimizer: {lr: 1.0}}"))
+    study = load_study(path)
+    assert study.cell_count() == 2 * (4 * 2 + 3 + 3)
+    with Store(tmp_path / "a.db") as store:
+        summary = executors.run_study(store, study)
+        assert summary.counts["completed"] == 2 * (4 * 2 + 3 + 3)
+        write_report(store, ["tuned"], tmp_path / "report", theory=False, svg=False)
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "### Tuned vs shared (lenet5, synthetic)" in text
+    assert "Kendall's tau between the two rankings" in text
+    assert "| tanh | 80.00 ± 0.00 (n=3) | 1 | 70.00 ± 0.00 (n=3) | 2 |" in text
+    assert "tuning changed the rank of tanh" in text
+    results = text.split("## Results")[1].split("\n## ")[0]
+    assert "(n=3)" in results
+    assert "(n=6)" not in results  # the shared runs are not in the final tables

@@ -62,13 +62,15 @@ class Report:
         self.runs, self.epochs, self.params, self.layers = (
             pd.concat(frames[k], ignore_index=True) for k in ("runs", "epochs", "params",
                                                               "layers"))
-        # A tuned study's trials (study/tuning.py) never enter the final statistics: the
-        # "Tuned comparison" section shows them on their own.
-        trial_ids = set(self.runs.loc[self.runs["role"] == "tune", "run_id"]) \
-            if "role" in self.runs else set()
-        self.trials = self.runs[self.runs["run_id"].isin(trial_ids)]
+        # A tuned study's trials (study/tuning.py), and its runs at the shared values
+        # that are not also its selection, never enter the final statistics: the "Tuned
+        # comparison" section shows them on their own.
+        left_out = self._tuning_runs()
+        self.trials = self.runs[self.runs["run_id"].isin(left_out["tune"])]
+        self.shared = self.runs[self.runs["run_id"].isin(left_out["shared"])]
+        dropped = left_out["tune"] | (left_out["shared"] - left_out["final"])
         self.runs, self.epochs, self.params, self.layers = (
-            frame[~frame["run_id"].isin(trial_ids)] if "run_id" in frame else frame
+            frame[~frame["run_id"].isin(dropped)] if "run_id" in frame else frame
             for frame in (self.runs, self.epochs, self.params, self.layers))
         if metric not in self.runs and not self.runs.empty and (
                 self.runs["status"] == "completed").any():
@@ -149,6 +151,31 @@ class Report:
                          higher_is_better=self.higher_is_better)
 
     # -- figures on demand (the notebook API) ---------------------------------------------
+    def _tuning_runs(self) -> dict[str, set[str]]:
+        """Run ids of the tuned studies' trials, of their finals at each group's
+        selection, and of their runs at the shared values (``tune.shared``)."""
+        from actlab.study.phases import current_plan, tuning_state
+        from actlab.study.plan import Study
+
+        ids: dict[str, set[str]] = {"tune": set(), "final": set(), "shared": set()}
+        for document in self.specs.values():
+            if not document.get("tune"):
+                continue
+            study = Study.model_validate(document)
+            chosen = {state.group: state.selection.configuration
+                      for state in tuning_state(self.store, study) if state.selection}
+            shared = study.shared_configuration()
+            for spec in current_plan(self.store, study):
+                role, configuration = study.role_of(spec), study.configuration_of(spec)
+                if role == "tune":
+                    ids["tune"].add(spec.run_id)
+                    continue
+                if chosen.get(study.group_of(spec)) == configuration:
+                    ids["final"].add(spec.run_id)
+                if study.tune and study.tune.shared and configuration == shared:
+                    ids["shared"].add(spec.run_id)
+        return ids
+
     def _tuned_columns(self) -> set[str]:
         """The cell columns a tuned study's selection sets (its lr, its other tuned
         fields' ``setting``): the finals differ in them by group, not by design."""

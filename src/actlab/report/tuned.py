@@ -73,8 +73,90 @@ def tuned_comparison(r: Report, w: ReportWriter) -> list[Section]:
                 "Selected on the edge of the search space, where a better value may lie "
                 f"outside it: {'; '.join(edges)}. Widen the space there to be sure.")
         section.items += _trial_figure(r, w, study, states)
+        if tune.shared:
+            _rankings(r, w, study, section)
         sections.append(section)
     return sections
+
+
+def _rankings(r: Report, w: ReportWriter, study: Study, section: Section) -> None:
+    """Tuned finals and shared-configuration runs side by side per task: the mean
+    metric and rank of each cell, Kendall's tau between the two rankings, and the cells
+    whose difference to the baseline cell is significant in one setting only."""
+    from scipy.stats import kendalltau, wilcoxon
+
+    metric = r.metric
+    shared_values = _configuration(study.shared_configuration())
+    tuned = r.runs[r.runs["status"] == "completed"]
+    shared = r.shared[r.shared["status"] == "completed"]
+    if tuned.empty or shared.empty or metric not in shared:
+        return
+    cells = [c for c in ("act", "init") if c in r.cell] or ["act"]
+    sign = 1.0 if r.higher_is_better else -1.0
+    def means(frame: pd.DataFrame, model: str, dataset: str) -> pd.DataFrame:
+        part = frame[(frame["model"] == model) & (frame["dataset"] == dataset)]
+        return part.groupby(cells, sort=False)[metric].agg(["mean", "std", "count"])
+
+    for (model, dataset), _ in tuned.groupby(["model", "dataset"], sort=False):
+        a, b = means(tuned, model, dataset), means(shared, model, dataset)
+        both = a.join(b, lsuffix="_tuned", rsuffix="_shared", how="inner")
+        if len(both) < 2:
+            continue
+        both["rank_tuned"] = (-sign * both["mean_tuned"]).rank(method="min").astype(int)
+        both["rank_shared"] = (-sign * both["mean_shared"]).rank(method="min").astype(int)
+        tau = kendalltau(both["rank_tuned"], both["rank_shared"]).statistic
+        table = pd.DataFrame({
+            "cell": [" / ".join(map(str, k if isinstance(k, tuple) else (k,)))
+                     for k in both.index],
+            f"tuned {metric}": [f"{m * r.scale:.2f} ± {sd * r.scale:.2f} (n={n})" for m, sd, n
+                                in zip(both["mean_tuned"], both["std_tuned"].fillna(0),
+                                       both["count_tuned"], strict=True)],
+            "rank tuned": both["rank_tuned"].to_numpy(),
+            f"shared {metric}": [f"{m * r.scale:.2f} ± {sd * r.scale:.2f} (n={n})" for m, sd, n
+                                 in zip(both["mean_shared"], both["std_shared"].fillna(0),
+                                        both["count_shared"], strict=True)],
+            "rank shared": both["rank_shared"].to_numpy(),
+        })
+        section.add(w.table(f"{study.name}-{model}-{dataset}-rankings",
+                            f"Tuned vs shared ({model}, {dataset})",
+                            f"Final {metric} of each cell at its group's selection and at "
+                            f"the shared configuration ({shared_values}), mean ± std over "
+                            "the final seeds, with the rank of each.", frame=table))
+        moved = [row["cell"] for _, row in table.iterrows()
+                 if row["rank tuned"] != row["rank shared"]]
+        changed = _significance_changes(tuned, shared, model, dataset, cells, metric,
+                                        wilcoxon)
+        sentence = (f"{model} on {dataset}: Kendall's tau between the two rankings is "
+                    f"{tau:.2f}; ")
+        sentence += (f"tuning changed the rank of {', '.join(moved)}" if moved
+                     else "tuning changed no rank")
+        sentence += (f", and the significance (Wilcoxon, p < 0.05) of the difference to "
+                     f"the first cell for {', '.join(changed)}." if changed else
+                     ", and no cell's significance against the first cell.")
+        section.paragraphs.append(sentence)
+
+
+def _significance_changes(tuned: pd.DataFrame, shared: pd.DataFrame, model: str,
+                          dataset: str, cells: list[str], metric: str, wilcoxon) -> list[str]:
+    """Cells whose paired-by-seed difference to the first cell is significant at 0.05 in
+    one setting and not in the other."""
+    def significant(frame: pd.DataFrame) -> dict[str, bool]:
+        part = frame[(frame["model"] == model) & (frame["dataset"] == dataset)]
+        table = part.pivot_table(index="seed", columns=cells, values=metric)
+        if table.shape[1] < 2:
+            return {}
+        base = table.iloc[:, 0]
+        found = {}
+        for column in table.columns[1:]:
+            pairs = pd.concat([base, table[column]], axis=1).dropna()
+            differences = pairs.iloc[:, 1] - pairs.iloc[:, 0]
+            name = " / ".join(map(str, column if isinstance(column, tuple) else (column,)))
+            found[name] = bool(len(pairs) >= 2 and differences.abs().sum() > 0
+                               and wilcoxon(differences).pvalue < 0.05)
+        return found
+
+    a, b = significant(tuned), significant(shared)
+    return [name for name in a if name in b and a[name] != b[name]]
 
 
 def _trial_figure(r: Report, w: ReportWriter, study: Study, states: list) -> list:

@@ -45,7 +45,7 @@ class GroupState:
 def tuning_state(store: Store | None, study: Study) -> list[GroupState]:
     """Every tuning group of ``study`` with what the store holds of it."""
     assert study.tune is not None
-    trials = study.expand()
+    trials = [spec for spec in study.expand() if study.role_of(spec) == "tune"]
     results = store.validation_results(study.name, study.tune.select) if store else {}
     groups: dict[str, list[RunSpec]] = {}
     for spec in trials:
@@ -75,7 +75,8 @@ def current_plan(store: Store | None, study: Study) -> list[RunSpec]:
         return specs
     chosen = {state.group: state.selection.configuration
               for state in tuning_state(store, study) if state.selection is not None}
-    return specs + study.final_specs(chosen)
+    planned = {spec.run_id for spec in specs}  # a final at the shared values is that run
+    return specs + [s for s in study.final_specs(chosen) if s.run_id not in planned]
 
 
 def extend_with_decided(store: Store, study: Study, study_id: int) -> int:
@@ -84,4 +85,6 @@ def extend_with_decided(store: Store, study: Study, study_id: int) -> int:
     if study.tune is None:
         return 0
     finals = current_plan(store, study)[len(study.expand()):]
+    if not finals:
+        return 0
     return store.extend_plan(study_id, finals, [study.role_of(s) for s in finals])

@@ -277,6 +277,7 @@ class Study(StrictModel):
         per_cell = len(self.seed_list)
         if self.tune is not None:  # trials on the tuning seeds, then the finals
             per_cell += len(self.tune.configurations()) * len(self.tune.seed_list)
+            per_cell += len(self.seed_list) if self.tune.shared else 0
         return (main + further + len(self.include)) * per_cell
 
     def _excluded(self, cell: dict[str, Any]) -> bool:
@@ -347,7 +348,8 @@ class Study(StrictModel):
 
     def _expand(self) -> list[RunSpec]:
         if self.tune is not None:  # the tuning trials; finals join once they are decided
-            return self._specs_of(self._trial_cells())
+            shared = self._cells_with_origin() if self.tune.shared else []
+            return self._specs_of([*self._trial_cells(), *shared])
         return self._specs_of(self._cells_with_origin())
 
     # -- tuning (study/tuning.py) -------------------------------------------------------
@@ -371,6 +373,12 @@ class Study(StrictModel):
         key = {"model": spec.model_label, "dataset": spec.data.name,
                **{axis: values.get(axis) for axis in self.tuned_axes()}}
         return ", ".join(f"{k}={_short(v)}" for k, v in key.items())
+
+    def shared_configuration(self) -> dict[str, Any]:
+        """The tuned fields at the study's own values (what ``tune.shared`` runs)."""
+        assert self.tune is not None
+        base = flatten_fields(RunSpec.model_validate(self._raw_spec({})).model_dump(mode="json"))
+        return {axis: base.get(axis) for axis in self.tune.space}
 
     def configuration_of(self, spec: RunSpec) -> dict[str, Any]:
         """The values of the tuned space a run trains with."""

@@ -90,6 +90,9 @@ class TuneSpec(BaseModel):
     seeds: int | list[int] = 2
     #: The seed of the random draws, so that a plan is reproducible.
     draw_seed: int = 0
+    #: Also run every cell at the study's own values (the shared configuration) on the
+    #: final seeds, to show whether tuning changes the ranking.
+    shared: bool = False
 
     @field_validator("space", mode="before")
     @classmethod
