@@ -39,7 +39,7 @@ def test_every_shipped_study_validates(path: Path) -> None:
 def test_the_guide_studies_ship_at_full_and_cpu_size() -> None:
     names = {p.stem for p in FULL_SIZE}
     assert names == {"af-wi-grid", "tact-study", "adaptive-study", "af-tutorial",
-                     "he-init-depth", "mish-anchor"}
+                     "he-init-depth", "mish-anchor", "af-fair"}
 
 
 def structure(path: Path) -> dict[str, object]:
@@ -61,6 +61,10 @@ def test_cpu_variants_keep_the_structure(path: Path) -> None:
     full, cpu = structure(path), structure(path.parent / f"{path.stem}-cpu.yaml")
     if path.stem == "adaptive-study":  # GoogLeNet (no width option) -> the simple CNN
         full["tasks"] = cpu["tasks"]
+    if path.stem == "af-fair":  # ResNet-20 and the largest lr need a GPU's epochs
+        assert cpu["lrs"] < full["lrs"]
+        assert (cpu["tasks"], cpu["models"]) == (1, 1)
+        full["lrs"], full["tasks"], full["models"] = cpu["lrs"], 1, 1
     assert cpu == full
 
 
@@ -111,6 +115,8 @@ def shrunk(path: Path, folder: Path) -> Path:
     document = covering(load_document(path))
     document["name"] = f"{document['name']}-ci"
     document["seeds"] = 1
+    if "tune" in document:  # a tuned study: one tuning seed, every value of the space
+        document["tune"]["seeds"] = 1
     document.setdefault("data", {}).update(train_per_class=8, test_per_class=4)
     document.setdefault("train", {})["epochs"] = 1
     # Per-layer statistics would add a figure per measure and task to the report; they are

@@ -99,7 +99,8 @@ def _rankings(r: Report, w: ReportWriter, study: Study, section: Section) -> Non
 
     for (model, dataset), _ in tuned.groupby(["model", "dataset"], sort=False):
         a, b = means(tuned, model, dataset), means(shared, model, dataset)
-        both = a.join(b, lsuffix="_tuned", rsuffix="_shared", how="inner")
+        both = pd.merge(a, b, left_index=True, right_index=True,
+                        suffixes=("_tuned", "_shared"))
         if len(both) < 2:
             continue
         both["rank_tuned"] = (-sign * both["mean_tuned"]).rank(method="min").astype(int)
