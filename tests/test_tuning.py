@@ -234,3 +234,66 @@ def test_tuned_and_shared_rankings_side_by_side(tmp_path, monkeypatch) -> None:
     results = text.split("## Results")[1].split("\n## ")[0]
     assert "(n=3)" in results
     assert "(n=6)" not in results  # the shared runs are not in the final tables
+
+
+KILLED = """
+name: tuned-killed
+model: simple_cnn
+model_options: {width: 8}
+data: {name: synthetic, options: {train_size: 300, test_size: 60, image_size: 16, channels: 3}}
+train: {epochs: 2, batch_size: 30}
+grid:
+  act: [relu, tanh]
+tune:
+  space: {lr: [0.01, 0.1]}
+  seeds: 1
+seeds: 1
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_in_either_phase_resumes_to_the_uninterrupted_study(tmp_path) -> None:
+    """Real processes: kill -9 while the trials run, and again while the finals run; the
+    resumed study has every run once, the same numbers and the same selections as an
+    uninterrupted one."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from helpers import db_rows, study_outcome
+
+    path = tmp_path / "study.yaml"
+    path.write_text(KILLED)
+
+    def command(db):
+        return [sys.executable, "-m", "actlab.cli", "run", str(path), "--store", str(db),
+                "--threads", "1"]
+
+    def kill_when(db, query: str, at_least: int) -> None:
+        proc = subprocess.Popen(command(db), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(sqlite3.OperationalError):  # not created yet
+                if db_rows(db, query)[0][0] >= at_least:
+                    break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    clean = tmp_path / "clean.db"
+    subprocess.run(command(clean), check=True, capture_output=True, timeout=600)
+    killed = tmp_path / "killed.db"
+    kill_when(killed, "SELECT COUNT(*) FROM runs WHERE status='completed'", 2)  # trials
+    kill_when(killed, "SELECT COUNT(*) FROM runs WHERE status='running' AND "
+                      "cell LIKE '%\"role\": \"final\"%'", 1)  # a final run in training
+    subprocess.run(command(killed), check=True, capture_output=True, timeout=600)
+    assert db_rows(killed, "SELECT status, COUNT(*) FROM runs GROUP BY 1") == [
+        ("completed", 6)]
+    assert study_outcome(killed) == study_outcome(clean)
+    study = load_study(path)
+    with Store(clean) as a, Store(killed) as b:
+        assert [s.selection for s in tuning_state(a, study)] == [
+            s.selection for s in tuning_state(b, study)]
