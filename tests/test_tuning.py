@@ -297,3 +297,35 @@ def test_kill_9_in_either_phase_resumes_to_the_uninterrupted_study(tmp_path) -> 
     with Store(clean) as a, Store(killed) as b:
         assert [s.selection for s in tuning_state(a, study)] == [
             s.selection for s in tuning_state(b, study)]
+
+
+def test_successive_halving_keeps_the_best_trial_and_records_where_it_stopped_the_others(
+        tmp_path, monkeypatch) -> None:
+    from actlab.report import write_report
+
+    fake = FakeTrainer()
+    monkeypatch.setattr(executors, "run_one", fake)
+    lrs = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    tune = f"tune:\n  space: {{lr: {lrs}}}\n  method: halving\n  seeds: 1\n"
+    path = study_file(tmp_path, tune, "seeds: 2\n")
+    path.write_text(path.read_text().replace("epochs: 1,", "epochs: 4,"))
+    study = load_study(path)
+    assert study.tune.rungs(4) == [(8, 1), (2, 2), (1, 4)]
+    with Store(tmp_path / "a.db") as store:
+        executors.run_study(store, study)
+        states = {s.group.split("act=")[1]: s for s in tuning_state(store, study)}
+        epochs = {r["run_id"]: r["epochs"] for r in store.study("tuned").records()}
+        write_report(store, ["tuned"], tmp_path / "report", theory=False, svg=False)
+    for act, best in BEST_VAL_LR.items():
+        state = states[act]
+        assert state.selection.configuration == {"train.optimizer.lr": best}
+        assert len(state.planned) == 8 + 2 + 1  # rung by rung: 8 at 1 epoch, 2 at 2, 1 at 4
+        assert sorted(e for _, e in state.stopped) == [1] * 6 + [2]
+        assert f"lr={best:g}" not in {text for text, _ in state.stopped}
+    text = " ".join((tmp_path / "report" / "report.md").read_text().split())
+    assert "(8 at 1 epoch, 2 at 2 epochs, 1 at 4 epochs)" in text
+    assert "lr=0.0003 after 1" in text
+    trial_epochs = sorted(epochs[s.run_id] for s in states["relu"].planned)
+    assert trial_epochs == [1] * 8 + [2] * 2 + [4]
+    assert sum(fake.trained.values()) == 2 * 11 + 2 * 2  # trials of both groups, finals
+    assert max(fake.trained.values()) == 1

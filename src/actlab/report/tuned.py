@@ -68,6 +68,19 @@ def tuned_comparison(r: Report, w: ReportWriter) -> list[Section]:
                             f"The configuration each group selected on {tune.select} (mean "
                             "over its tuning seeds) and how many of its trials finished.",
                             frame=pd.DataFrame(rows)))
+        if tune.method == "halving":
+            rungs = ", ".join(f"{kept} at {epochs} epoch{'s' if epochs != 1 else ''}"
+                              for kept, epochs in tune.rungs(study.group_epochs(
+                                  states[0].group)))
+            stops = "; ".join(
+                f"{state.group}: " + ", ".join(f"{text} after {epochs}" for text, epochs
+                                              in state.stopped)
+                for state in states if state.stopped)
+            section.paragraphs.append(
+                f"Successive halving (Jamieson & Talwalkar 2016; eta = {tune.eta}) trained "
+                f"the trials rung by rung ({rungs}), each rung keeping the best 1/{tune.eta} "
+                f"on {tune.select}. Stopped early (configuration after epochs): "
+                f"{stops or 'none yet'}.")
         if edges:
             section.paragraphs.append(
                 "Selected on the edge of the search space, where a better value may lie "

@@ -9,14 +9,13 @@ phase resumes with no run lost or repeated.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from actlab.spec import RunSpec
 from actlab.study.plan import Study
 from actlab.study.store import Store
-from actlab.study.tuning import select
+from actlab.study.tuning import rank
 
 FINISHED = ("completed", "diverged", "failed")
 
@@ -34,37 +33,67 @@ class Selection:
 
 @dataclass(frozen=True)
 class GroupState:
-    """A group of a tuned study: its trials' progress and, once decided, its selection."""
+    """A group of a tuned study: its trials' progress, the trials planned so far (with
+    successive halving, the later rungs' as the earlier ones are decided), where losing
+    configurations were stopped, and, once decided, its selection."""
 
     group: str
     trials: int
     finished: int
     selection: Selection | None
+    planned: tuple[RunSpec, ...] = ()
+    stopped: tuple[tuple[str, int], ...] = ()  # (configuration, epochs it reached)
 
 
 def tuning_state(store: Store | None, study: Study) -> list[GroupState]:
     """Every tuning group of ``study`` with what the store holds of it."""
     assert study.tune is not None
-    trials = [spec for spec in study.expand() if study.role_of(spec) == "tune"]
-    results = store.validation_results(study.name, study.tune.select) if store else {}
+    tune = study.tune
+    first_rung = [spec for spec in study.expand() if study.role_of(spec) == "tune"]
+    results = store.validation_results(study.name, tune.select) if store else {}
     groups: dict[str, list[RunSpec]] = {}
-    for spec in trials:
+    for spec in first_rung:
         groups.setdefault(study.group_of(spec), []).append(spec)
     states = []
     for group, specs in groups.items():
-        done = [(study.configuration_of(s), results[s.run_id][1]) for s in specs
-                if s.run_id in results]
-        selection = None
-        if len(done) == len(specs):
-            try:
-                chosen, metric = select(study.tune, done)
-            except ValueError:  # every trial diverged: the group cannot be decided
-                chosen, metric = None, math.nan
-            if chosen is not None:
-                selection = Selection(group, chosen, metric, len(specs),
-                                      study.tune.on_edge(chosen))
-        states.append(GroupState(group, len(specs), len(done), selection))
+        rungs = tune.rungs(study.group_epochs(group))
+        planned, stopped, selection = list(specs), [], None
+        finished = total = 0
+        for index, (_, epochs) in enumerate(rungs):
+            total += len(specs)
+            done = [(study.configuration_of(s), results[s.run_id][1]) for s in specs
+                    if s.run_id in results]
+            finished += len(done)
+            if len(done) < len(specs):
+                break
+            ranked = _ranked(tune, done)
+            if index == len(rungs) - 1:
+                if ranked:
+                    chosen, metric = ranked[0]
+                    selection = Selection(group, chosen, metric, len(planned),
+                                          tune.on_edge(chosen))
+                break
+            kept = [configuration for configuration, _ in ranked[:rungs[index + 1][0]]]
+            stopped += [(_configuration_text(c), epochs) for c, _ in ranked[len(kept):]]
+            specs = study.trial_specs(group, kept, rungs[index + 1][1])
+            planned += specs
+        states.append(GroupState(group, total, finished, selection, tuple(planned),
+                                 tuple(stopped)))
     return states
+
+
+def _ranked(tune: Any, done: list[tuple[dict[str, Any], float]]
+            ) -> list[tuple[dict[str, Any], float]]:
+    try:
+        return rank(tune, done)
+    except ValueError:  # every trial diverged: the group cannot be decided
+        return []
+
+
+def _configuration_text(configuration: dict[str, Any]) -> str:
+    return ", ".join(f"{axis.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
+                     else f"{axis.rsplit('.', 1)[-1]}={value}"
+                     for axis, value in configuration.items())
 
 
 def current_plan(store: Store | None, study: Study) -> list[RunSpec]:
@@ -73,9 +102,16 @@ def current_plan(store: Store | None, study: Study) -> list[RunSpec]:
     specs = study.expand()
     if study.tune is None:
         return specs
+    states = tuning_state(store, study)
+    planned = {spec.run_id for spec in specs}
+    for state in states:  # later rungs of successive halving, as they are decided
+        for spec in state.planned:
+            if spec.run_id not in planned:
+                planned.add(spec.run_id)
+                specs.append(spec)
     chosen = {state.group: state.selection.configuration
-              for state in tuning_state(store, study) if state.selection is not None}
-    planned = {spec.run_id for spec in specs}  # a final at the shared values is that run
+              for state in states if state.selection is not None}
+    # A final at the shared values is that run, planned once.
     return specs + [s for s in study.final_specs(chosen) if s.run_id not in planned]
 
 

@@ -354,11 +354,40 @@ class Study(StrictModel):
 
     # -- tuning (study/tuning.py) -------------------------------------------------------
     def _trial_cells(self) -> Iterable[tuple[dict[str, Any], str]]:
+        """The first rung's trials: every configuration on every cell and tuning seed (at
+        the first rung's epochs under successive halving)."""
         assert self.tune is not None
         for cell, origin in self._unseeded_cells():
+            epochs = self.tune.rungs(self._epochs_of(cell, origin))[0][1]
+            shortened = {"train.epochs": epochs} if self.tune.method == "halving" else {}
             for configuration in self.tune.configurations():
                 for seed in self.tune.seed_list:
-                    yield {**cell, **configuration, "seed": seed}, origin
+                    yield {**cell, **configuration, **shortened, "seed": seed}, origin
+
+    def _epochs_of(self, cell: dict[str, Any], origin: str) -> int:
+        return self._specs_of([({**cell, "seed": self.seed_list[0]}, origin)])[0].train.epochs
+
+    def group_epochs(self, group: str) -> int:
+        """The epochs of a group's final runs (its last rung under halving)."""
+        for cell, origin in self._unseeded_cells():
+            probe = self._specs_of([({**cell, "seed": self.seed_list[0]}, origin)])[0]
+            if self.group_of(probe) == group:
+                return probe.train.epochs
+        raise KeyError(group)
+
+    def trial_specs(self, group: str, configurations: list[dict[str, Any]], epochs: int
+                    ) -> list[RunSpec]:
+        """A group's trials of ``configurations`` trained for ``epochs`` epochs (the
+        trials successive halving promotes to a rung)."""
+        assert self.tune is not None
+        cells = []
+        for cell, origin in self._unseeded_cells():
+            probe = self._specs_of([({**cell, "seed": self.seed_list[0]}, origin)])[0]
+            if self.group_of(probe) == group:
+                cells += [({**cell, **configuration, "train.epochs": epochs, "seed": seed},
+                           origin) for configuration in configurations
+                          for seed in self.tune.seed_list]
+        return self._specs_of(cells) if cells else []
 
     def tuned_axes(self) -> list[str]:
         """The axes whose values get their own tuning (``tune.per``, default every axis

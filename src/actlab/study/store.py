@@ -383,9 +383,9 @@ class Store:
         given = {spec.run_id for spec in specs}
         if stored == given:
             return
-        if study.tune is not None and stored <= given and all(
-                study.role_of(s) == "final" for s in specs if s.run_id not in stored):
-            return  # a tuned study's groups decided since (killed before it planned them)
+        if study.tune is not None and stored <= given and not (
+                (given - stored) & {s.run_id for s in study.expand()}):
+            return  # a tuned study's later rungs and finals, decided since it was planned
         changes = _differences(json.loads(stored_json), study.model_dump(mode="json"))
         shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6
                                           else "")

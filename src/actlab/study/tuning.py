@@ -85,7 +85,9 @@ class TuneSpec(BaseModel):
     space: dict[str, list[Any] | Distribution]
     per: list[str] | None = None
     trials: int | None = Field(None, ge=1)
-    method: Literal["grid", "random"] = "grid"
+    method: Literal["grid", "random", "halving"] = "grid"
+    #: Successive halving: the fraction 1/eta of a rung's trials that go on to the next.
+    eta: int = Field(2, ge=2)
     select: str = "val_acc"
     seeds: int | list[int] = 2
     #: The seed of the random draws, so that a plan is reproducible.
@@ -144,7 +146,34 @@ class TuneSpec(BaseModel):
                              "leave it out (every point)")
         if self.method == "random" and self.trials is None:
             raise ValueError("tune.method random needs tune.trials (the budget per group)")
+        if self.method == "halving" and self.trials is None and not lists:
+            raise ValueError("tune.method halving over a range needs tune.trials")
+        if self.method == "halving" and self.trials is not None and lists \
+                and self.trials > self.grid_size:
+            raise ValueError(f"tune.trials is {self.trials} but the grid has only "
+                             f"{self.grid_size} points")
         return self
+
+    def rungs(self, epochs: int) -> list[tuple[int, int]]:
+        """Successive halving's rungs (Jamieson & Talwalkar 2016; Li et al. 2018) for
+        trials of ``epochs`` epochs: ``(trials kept, epochs)`` per rung, from all trials
+        at the fewest epochs to one or a few at ``epochs``; each rung keeps the best
+        1/eta of the one before. Other methods have one rung."""
+        count = len(self.configurations())
+        if self.method != "halving" or count < 2:
+            return [(count, epochs)]
+        top = max(0, math.floor(math.log(count, self.eta) + 1e-9))
+        rungs = []
+        for k in range(top + 1):
+            rung_epochs = max(1, round(epochs / self.eta ** (top - k)))
+            rungs.append((max(1, count // self.eta ** k), rung_epochs))
+        merged: list[tuple[int, int]] = []
+        for kept, rung_epochs in rungs:  # rungs of equal epochs (few epochs): one rung
+            if merged and merged[-1][1] == rung_epochs:
+                merged[-1] = (merged[-1][0], rung_epochs)
+            else:
+                merged.append((kept, rung_epochs))
+        return merged
 
     @property
     def grid_size(self) -> int:
@@ -162,7 +191,8 @@ class TuneSpec(BaseModel):
         plan is the same every time."""
         rng = np.random.default_rng(self.draw_seed)
         axes = list(self.space)
-        if self.method == "grid":
+        lists = all(isinstance(v, list) for v in self.space.values())
+        if self.method == "grid" or (self.method == "halving" and lists):
             points = [dict(zip(axes, values, strict=True)) for values in
                       itertools.product(*(self.space[a] for a in axes))]  # type: ignore[misc]
             if self.trials is not None and self.trials < len(points):
@@ -194,10 +224,17 @@ class TuneSpec(BaseModel):
 
 def select(tune: TuneSpec, results: Sequence[tuple[dict[str, Any], float]]
            ) -> tuple[dict[str, Any], float]:
-    """The configuration with the best mean of ``tune.select`` over its results
+    """The best configuration of :func:`rank`, and its mean."""
+    return rank(tune, results)[0]
+
+
+def rank(tune: TuneSpec, results: Sequence[tuple[dict[str, Any], float]]
+         ) -> list[tuple[dict[str, Any], float]]:
+    """The configurations with a finite mean of ``tune.select`` over their results
     (``(configuration, metric)`` per finished trial run; NaN for a diverged one, which
-    never wins), and that mean. Ties go to the smaller value of the first space axis,
-    then the next (a smaller lr, a smaller weight decay: the cheaper, safer choice)."""
+    rules its configuration out), best first, with that mean. Ties go to the smaller
+    value of the first space axis, then the next (a smaller lr, a smaller weight decay:
+    the cheaper, safer choice)."""
     sign = -1.0 if tune.select in LOWER_IS_BETTER else 1.0
     by_config: dict[str, tuple[dict[str, Any], list[float]]] = {}
     for configuration, value in results:
@@ -217,7 +254,7 @@ def select(tune: TuneSpec, results: Sequence[tuple[dict[str, Any], float]]
         configuration, mean = item
         return (-sign * mean, *(_sortable(configuration[a]) for a in tune.space))
 
-    return min(candidates, key=order)
+    return sorted(candidates, key=order)
 
 
 def _sortable(value: Any) -> tuple[int, Any]:
