@@ -193,3 +193,24 @@ def test_a_plugin_study_runs_on_ray_workers_from_its_text(tmp_path, ray_cluster)
     finally:
         for source in the_study.plugins:
             plugins.unload(source)
+
+
+def test_a_tuned_study_runs_both_phases_on_ray(tmp_path, ray_cluster, one_thread) -> None:
+    """The Ray driver plans each group's final runs once its trials are finished, and
+    selects as the serial executor does."""
+    from actlab.study import load_study
+    from actlab.study.phases import tuning_state
+
+    (tmp_path / "study.yaml").write_text(
+        "name: tuned-ray\nmodel: lenet5\n"
+        "data: {name: synthetic, options: {train_size: 120, test_size: 40}}\n"
+        "train: {epochs: 1, batch_size: 40}\ngrid: {act: [relu, tanh]}\n"
+        "tune: {space: {lr: [0.01, 0.1]}, seeds: 1}\nseeds: 1\n")
+    the_study = load_study(tmp_path / "study.yaml")
+    with Store(tmp_path / "ray.db") as db:
+        summary = run_study_ray(db, the_study)
+        assert summary.counts["completed"] == 2 * 2 + 2
+        ray_selections = [s.selection for s in tuning_state(db, the_study)]
+    with Store(tmp_path / "serial.db") as db:
+        run_study(db, the_study)
+        assert [s.selection for s in tuning_state(db, the_study)] == ray_selections
