@@ -144,9 +144,10 @@ def _rankings(r: Report, w: ReportWriter, study: Study, section: Section) -> Non
                     f"{tau:.2f}; ")
         sentence += (f"tuning changed the rank of {', '.join(moved)}" if moved
                      else "tuning changed no rank")
-        sentence += (f", and the significance (Wilcoxon, p < 0.05) of the difference to "
-                     f"the first cell for {', '.join(changed)}." if changed else
-                     ", and no cell's significance against the first cell.")
+        sentence += (f"; it changed the significance (Wilcoxon, p < 0.05) of the difference "
+                     f"to the first cell for {', '.join(changed)}." if changed else
+                     "; no cell's significance (Wilcoxon, p < 0.05) against the first cell "
+                     "changed.")
         section.paragraphs.append(sentence)
 
 
