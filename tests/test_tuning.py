@@ -329,3 +329,32 @@ def test_successive_halving_keeps_the_best_trial_and_records_where_it_stopped_th
     assert trial_epochs == [1] * 8 + [2] * 2 + [4]
     assert sum(fake.trained.values()) == 2 * 11 + 2 * 2  # trials of both groups, finals
     assert max(fake.trained.values()) == 1
+
+
+def test_a_decided_selection_is_stored_and_stands(tmp_path, monkeypatch) -> None:
+    """The store keeps each group's first selection: a trial's result changed later
+    (re-run, edited by hand) does not move a decided group's finals."""
+    import sqlite3
+
+    monkeypatch.setattr(executors, "run_one", FakeTrainer())
+    study = load_study(study_file(tmp_path, TUNE))
+    with Store(tmp_path / "a.db") as store:
+        executors.run_study(store, study)
+        recorded = store.selections("tuned")
+    assert {g.split("act=")[1]: c for g, (c, _) in recorded.items()} == {
+        act: {"train.optimizer.lr": lr} for act, lr in BEST_VAL_LR.items()}
+    with sqlite3.connect(tmp_path / "a.db") as conn:  # make relu's lr 1.0 trials win
+        conn.execute("UPDATE epochs SET val_acc = 0.99 WHERE lr = 1.0")
+    with Store(tmp_path / "a.db") as store:
+        relu = next(s for s in tuning_state(store, study) if s.group.endswith("relu"))
+        assert relu.selection.configuration == {"train.optimizer.lr": 0.01}
+        assert len(current_plan(store, study)) == 2 * 4 * 2 + 2 * 2
+    from typer.testing import CliRunner
+
+    from actlab.cli import app
+
+    deleted = CliRunner().invoke(app, ["delete", "tuned", "--store", str(tmp_path / "a.db"),
+                                       "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM selections").fetchone() == (0,)

@@ -51,6 +51,7 @@ def tuning_state(store: Store | None, study: Study) -> list[GroupState]:
     tune = study.tune
     first_rung = [spec for spec in study.expand() if study.role_of(spec) == "tune"]
     results = store.validation_results(study.name, tune.select) if store else {}
+    recorded = store.selections(study.name) if store else {}
     groups: dict[str, list[RunSpec]] = {}
     for spec in first_rung:
         groups.setdefault(study.group_of(spec), []).append(spec)
@@ -68,6 +69,8 @@ def tuning_state(store: Store | None, study: Study) -> list[GroupState]:
                 break
             ranked = _ranked(tune, done)
             if index == len(rungs) - 1:
+                if group in recorded:  # decided before: the decision stands
+                    ranked = [recorded[group]]
                 if ranked:
                     chosen, metric = ranked[0]
                     selection = Selection(group, chosen, metric, len(planned),
@@ -120,6 +123,9 @@ def extend_with_decided(store: Store, study: Study, study_id: int) -> int:
     how many runs were added (0 for an untuned study)."""
     if study.tune is None:
         return 0
+    store.record_selections(study_id, [
+        (state.group, state.selection.configuration, state.selection.metric)
+        for state in tuning_state(store, study) if state.selection is not None])
     finals = current_plan(store, study)[len(study.expand()):]
     if not finals:
         return 0

@@ -39,7 +39,7 @@ from actlab.study.plan import Study
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time",
                  "images_per_s", "test_loss", "test_acc", "peak_memory_mb")
@@ -52,6 +52,8 @@ MIGRATIONS: dict[int, list[tuple[str, str, str]]] = {
     # The cell labels (actlab.study.cells), stored when a plan is registered; older rows
     # get them from their specs when read, until their study is run again.
     3: [("runs", "cell", "TEXT")],
+    # Tuned studies' selections (study/tuning.py): a new table, no new columns.
+    4: [],
 }
 
 SCHEMA = f"""
@@ -101,6 +103,14 @@ CREATE TABLE IF NOT EXISTS layers (
     value REAL,
     PRIMARY KEY (study_id, run_id, epoch, layer, metric),
     FOREIGN KEY (study_id, run_id) REFERENCES runs(study_id, run_id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS selections (
+    study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+    grp TEXT NOT NULL,
+    configuration TEXT NOT NULL,
+    metric REAL,
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (study_id, grp)
 );
 CREATE TABLE IF NOT EXISTS params (
     study_id INTEGER NOT NULL,
@@ -433,6 +443,27 @@ class Store:
                 value = math.nan if last is None or last["v"] is None else float(last["v"])
             results[row["run_id"]] = (row["status"], value)
         return results
+
+    def record_selections(self, study_id: int,
+                          decided: list[tuple[str, dict[str, Any], float]]) -> None:
+        """Keep each tuning group's selection (group, configuration, mean validation
+        metric) the first time it is made; a decided group's selection never changes
+        afterwards, whatever is re-run (study/phases.py)."""
+        with self.transaction(immediate=True) as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO selections (study_id, grp, configuration, metric, "
+                "decided_at) VALUES (?,?,?,?,?)",
+                [(study_id, group, json.dumps(configuration, sort_keys=True), metric,
+                  time.time()) for group, configuration, metric in decided])
+
+    def selections(self, name: str) -> dict[str, tuple[dict[str, Any], float]]:
+        """Group -> (configuration, metric) of the study's recorded selections."""
+        if not self._has_table("selections"):
+            return {}
+        return {row["grp"]: (json.loads(row["configuration"]), row["metric"])
+                for row in self.conn.execute(
+                    "SELECT grp, configuration, metric FROM selections JOIN studies s ON "
+                    "s.id = selections.study_id WHERE s.name=?", (name,))}
 
     def extend_plan(self, study_id: int, specs: list[RunSpec], roles: list[str | None]
                     ) -> int:
