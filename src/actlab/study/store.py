@@ -683,10 +683,19 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, daemon=True, name="actlab-heartbeat")
 
     def _beat(self) -> None:
-        store = Store(self.path)  # sqlite connections belong to one thread
+        # A heartbeat that cannot be written (a full disk) only lets the claim expire
+        # sooner: the run's own writes fail with the clear message; no thread traceback.
+        try:
+            store = Store(self.path)  # sqlite connections belong to one thread
+        except (StoreError, sqlite3.Error) as exc:
+            log.warning("the heartbeat of run %s cannot write the store: %s", self.args[1],
+                        exc)
+            return
         try:
             while not self._stop.wait(self.interval):
                 store.heartbeat(*self.args)
+        except (StoreError, sqlite3.Error) as exc:
+            log.warning("the heartbeat of run %s stopped: %s", self.args[1], exc)
         finally:
             store.close()
 
