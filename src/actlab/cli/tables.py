@@ -82,6 +82,7 @@ def print_tuning(console: Console, store: Any, study: Any) -> None:
     """A tuned study's two phases (study/tuning.py): each group's trials finished and
     its selection, if decided."""
     from actlab.study.phases import tuning_state
+    from actlab.study.tuning import configuration_text
 
     states = tuning_state(store, study)
     decided = sum(state.selection is not None for state in states)
@@ -93,9 +94,6 @@ def print_tuning(console: Console, store: Any, study: Any) -> None:
     for state in states:
         chosen = state.selection
         table.add_row(state.group, f"{state.finished}/{state.trials}",
-                      ", ".join(f"{axis.rsplit('.', 1)[-1]}={value:g}"
-                                if isinstance(value, float) else f"{axis}={value}"
-                                for axis, value in chosen.configuration.items())
-                      if chosen else "not yet",
+                      configuration_text(chosen.configuration) if chosen else "not yet",
                       f"{chosen.metric:.4g}" if chosen else "")
     console.print(table)

@@ -19,6 +19,7 @@ from actlab.report.document import Section
 from actlab.report.sections import ReportWriter, register_section
 from actlab.study.phases import tuning_state
 from actlab.study.plan import Study
+from actlab.study.tuning import configuration_text
 
 if TYPE_CHECKING:
     from actlab.report.build import Report
@@ -57,7 +58,7 @@ def tuned_comparison(r: Report, w: ReportWriter) -> list[Section]:
             rows.append({
                 "group": state.group,
                 "trials finished": f"{state.finished}/{state.trials}",
-                "selected": _configuration(chosen.configuration) if chosen else "not decided",
+                "selected": configuration_text(chosen.configuration) if chosen else "not decided",
                 f"mean {tune.select}": chosen.metric if chosen else float("nan"),
                 "on the edge": ", ".join(SHORT.get(a, a) for a in chosen.edges)
                 if chosen and chosen.edges else "",
@@ -99,7 +100,7 @@ def _rankings(r: Report, w: ReportWriter, study: Study, section: Section) -> Non
     from scipy.stats import kendalltau, wilcoxon
 
     metric = r.metric
-    shared_values = _configuration(study.shared_configuration())
+    shared_values = configuration_text(study.shared_configuration())
     tuned = r.runs[r.runs["status"] == "completed"]
     shared = r.shared[r.shared["status"] == "completed"]
     if tuned.empty or shared.empty or metric not in shared:
@@ -213,8 +214,3 @@ def _values(values: object) -> str:
 
 def _seeds(seeds: list[int]) -> str:
     return ", ".join(map(str, seeds)) if len(seeds) <= 6 else f"{seeds[0]}..{seeds[-1]}"
-
-
-def _configuration(configuration: dict) -> str:
-    return ", ".join(f"{SHORT.get(a, a)}={v:g}" if isinstance(v, float) else f"{a}={v}"
-                     for a, v in configuration.items())

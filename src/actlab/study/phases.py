@@ -15,7 +15,7 @@ from typing import Any
 from actlab.spec import RunSpec
 from actlab.study.plan import Study
 from actlab.study.store import Store
-from actlab.study.tuning import rank
+from actlab.study.tuning import configuration_text, rank
 
 FINISHED = ("completed", "diverged", "failed")
 
@@ -77,7 +77,7 @@ def tuning_state(store: Store | None, study: Study) -> list[GroupState]:
                                           tune.on_edge(chosen))
                 break
             kept = [configuration for configuration, _ in ranked[:rungs[index + 1][0]]]
-            stopped += [(_configuration_text(c), epochs) for c, _ in ranked[len(kept):]]
+            stopped += [(configuration_text(c), epochs) for c, _ in ranked[len(kept):]]
             specs = study.trial_specs(group, kept, rungs[index + 1][1])
             planned += specs
         states.append(GroupState(group, total, finished, selection, tuple(planned),
@@ -91,12 +91,6 @@ def _ranked(tune: Any, done: list[tuple[dict[str, Any], float]]
         return rank(tune, done)
     except ValueError:  # every trial diverged: the group cannot be decided
         return []
-
-
-def _configuration_text(configuration: dict[str, Any]) -> str:
-    return ", ".join(f"{axis.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
-                     else f"{axis.rsplit('.', 1)[-1]}={value}"
-                     for axis, value in configuration.items())
 
 
 def current_plan(store: Store | None, study: Study) -> list[RunSpec]:

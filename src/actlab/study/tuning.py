@@ -259,3 +259,11 @@ def rank(tune: TuneSpec, results: Sequence[tuple[dict[str, Any], float]]
 
 def _sortable(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+
+def configuration_text(configuration: dict[str, Any]) -> str:
+    """``lr=0.003, weight_decay=0``: a configuration as reports and the CLI show it (each
+    field by the last part of its path)."""
+    return ", ".join(f"{axis.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
+                     else f"{axis.rsplit('.', 1)[-1]}={value}"
+                     for axis, value in configuration.items())
