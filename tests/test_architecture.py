@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "actlab"
 
 #: From the bottom up; a module may import its own layer and the layers below it.
 LAYERS = [
-    {"registry", "components", "paths", "progress", "catalog", "plugins"},  # no torch
+    {"registry", "components", "paths", "progress", "catalog", "plugins",
+     "paired"},  # no torch
     {"spec"},  # run specs: no torch
     {"activations", "schedules", "data"},  # components
     {"models"},

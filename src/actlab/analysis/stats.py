@@ -19,6 +19,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from actlab.paired import (
+    Posterior,
+    ci_half_width,
+    detectable_difference,
+    seeds_needed,
+    verdict,
+)
+
 
 def iqm(values: Sequence[float]) -> float:
     """Interquartile mean: the mean of the middle 50% (scipy's 25% trimmed mean)."""
@@ -120,12 +128,21 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float]) -> float:
 def compare_to_baseline(runs: pd.DataFrame, metric: str, cell: list[str],
                         baseline: dict[str, object], group: list[str] | None = None,
                         pair_on: str = "seed", test: str = "wilcoxon", alpha: float = 0.05,
-                        higher_is_better: bool = True) -> pd.DataFrame:
+                        higher_is_better: bool = True, rope: float | None = None,
+                        effect: float | None = None, posterior: Posterior = "ttest"
+                        ) -> pd.DataFrame:
     """Every cell against the baseline cell of its group (e.g. ``baseline={'act': 'relu',
     'init': 'he_normal'}`` per model and dataset), over completed runs matched on
     ``pair_on`` (the seed): mean difference (cell - baseline), the p-value of ``test``,
     the Holm-adjusted p-value within the group, the probability that the cell improves
-    on the baseline, and whether the difference is significant at ``alpha``."""
+    on the baseline, and whether the difference is significant at ``alpha``.
+
+    With a ``rope`` (in the metric's units) each row also gets the Bayesian verdict of
+    the paired differences (:func:`actlab.paired.verdict`: p_worse, p_equivalent,
+    p_better, verdict), the paired std, the 95% CI half-width of the difference, the
+    smallest difference detectable at 80% power with the pairs run (``detectable``) and,
+    for ``effect`` (default: the rope), the seeds that difference needs
+    (``seeds_needed``)."""
     group = group or []
     done = runs[runs["status"] == "completed"]
     rows = []
@@ -150,12 +167,30 @@ def compare_to_baseline(runs: pd.DataFrame, metric: str, cell: list[str],
                 "mean": values.mean(), "baseline_mean": base.mean(),
                 "difference": values.mean() - base.mean(), "p": p,
                 "p_improvement": probability_of_improvement(sign * values, sign * base),
+                **(_bayesian_and_power(sign * (paired["cell"] - paired["base"]), rope,
+                                       effect, posterior, alpha)
+                   if rope is not None else {}),
             })
         adjusted = holm([row["p"] for row in rows[start:]])
         for row, p_holm in zip(rows[start:], adjusted, strict=True):
             row["p_holm"] = p_holm
             row["significant"] = bool(p_holm < alpha) if not math.isnan(p_holm) else False
     return pd.DataFrame(rows)
+
+
+def _bayesian_and_power(differences: pd.Series, rope: float, effect: float | None,
+                        posterior: Posterior, alpha: float) -> dict[str, object]:
+    """The verdict and power columns of one comparison (differences signed: + better)."""
+    found = verdict(differences.to_numpy(), rope, posterior)
+    n = len(differences)
+    std = float(differences.std(ddof=1)) if n > 1 else math.nan
+    needed = seeds_needed(effect if effect is not None else rope, std, alpha) \
+        if n > 1 else None
+    return {"p_worse": found.p_worse, "p_equivalent": found.p_equivalent,
+            "p_better": found.p_better, "verdict": found.verdict, "paired_std": std,
+            "ci_half_width": ci_half_width(differences.to_numpy()),
+            "detectable": detectable_difference(std, n, alpha) if n > 1 else math.inf,
+            "seeds_needed": needed}
 
 
 def average_ranks(scores: pd.DataFrame, higher_is_better: bool = True) -> pd.Series:

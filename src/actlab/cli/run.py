@@ -200,7 +200,7 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
          limit: int = LimitOption,
          plugin: list[str] = PluginOption) -> None:
     """Validate a study file and show its cells and what is already done."""
-    from actlab.cli.tables import print_runs, print_tuning
+    from actlab.cli.tables import print_runs, print_seeding, print_tuning
     from actlab.study import Store
     from actlab.study.cells import CELL_COLUMNS, cell_labels
     from actlab.study.frames import epoch_seconds
@@ -219,11 +219,15 @@ def plan(study_file: Path = typer.Argument(..., help="Study file (YAML)."),
             done = db.statuses(study.name)
             stored_plan = set(db.statuses(study.name, in_plan=True)) if done else None
             history = epoch_seconds(db.conn)
-            specs = current_plan(db, study)  # a tuned study: with its decided finals
+            specs = current_plan(db, study)  # with its decided finals, adaptive seeds
             if study.tune is not None:
                 print_tuning(console, db, study)
+            if study.adaptive is not None:
+                print_seeding(console, db, study)
     elif study.tune is not None:
         print_tuning(console, None, study)
+    elif study.adaptive is not None:
+        print_seeding(console, None, study)
     rows = [{"#": index, **cell, "role": study.role_of(spec) or "",
              "run id": spec.run_id, "status": done.get(spec.run_id, "new")}
             for index, (spec, cell) in enumerate(zip(specs, cell_labels(specs), strict=True), 1)]

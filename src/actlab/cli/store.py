@@ -78,6 +78,22 @@ def report(
             raise typer.BadParameter(str(exc)) from None
 
 
+def _print_open_cells(path: Path, names: list[str]) -> None:
+    """One line per study with adaptive seeds: how many cells are still open."""
+    from actlab.cli.tables import seeding_summary
+    from actlab.study import Store
+    from actlab.study.phases import seeding_state
+    from actlab.study.plan import Study
+
+    with Store(path, read_only=True) as db:
+        for name in names:
+            document = db.study(name).spec()
+            if isinstance(document.get("seeds"), dict):
+                states = seeding_state(db, Study.model_validate(document))
+                console.print(f"{name}: adaptive seeds, {seeding_summary(states)} "
+                              f"(`actlab status {name}` says why)")
+
+
 def _parse_baseline(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
@@ -121,6 +137,7 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
                       f"{progress.finished}/{progress.total}", left)
     console.print(table)
     if study is None:
+        _print_open_cells(path, [progress.name for progress in studies])
         return
     (progress,) = studies
     with Store(path, read_only=True) as db:
@@ -130,6 +147,11 @@ def status(study: str | None = typer.Argument(None, help="Study name [default: a
             from actlab.study.plan import Study
 
             print_tuning(console, db, Study.model_validate(document))
+        if isinstance(document.get("seeds"), dict):
+            from actlab.cli.tables import print_seeding
+            from actlab.study.plan import Study
+
+            print_seeding(console, db, Study.model_validate(document))
     if progress.running:
         flight = Table(title="in flight")
         flight.add_column("run")

@@ -97,3 +97,41 @@ def print_tuning(console: Console, store: Any, study: Any) -> None:
                       configuration_text(chosen.configuration) if chosen else "not yet",
                       f"{chosen.metric:.4g}" if chosen else "")
     console.print(table)
+
+
+def print_seeding(console: Console, store: Any, study: Any) -> None:
+    """A study with adaptive seeds (study/stopping.py): per cell its seeds, where the
+    stopping rule stands and why."""
+    from actlab.study.phases import seeding_state
+
+    states = seeding_state(store, study)
+    adaptive = study.adaptive
+    table = Table(title=f"adaptive seeds ({adaptive.text()}, on {adaptive.metric}): "
+                        f"{seeding_summary(states)}")
+    decided = adaptive.until.kind == "decided"
+    columns = ("cell", "seeds", "state", "diff", "±95%", *(("verdict",) if decided else ()),
+               "why")
+    for column in columns:
+        table.add_column(column, no_wrap=column != "why")
+    for state in states:
+        progress = state.progress
+        if progress is None:
+            table.add_row(state.label, str(state.seeds), "baseline", "", "",
+                          *([""] if decided else []), "the cells' seeds")
+            continue
+        finite = progress.pairs >= 2
+        table.add_row(state.label, str(state.seeds),
+                      "stopped" if progress.status == "stopped" else "open",
+                      f"{progress.difference:+.2f}" if finite else "",
+                      f"{progress.half_width:.2f}" if finite else "",
+                      *([progress.verdict if finite else ""] if decided else []),
+                      progress.reason)
+    console.print(table)
+
+
+def seeding_summary(states: list[Any]) -> str:
+    """'3 of 10 cells open, 41 runs planned' for a study with adaptive seeds."""
+    cells = [state for state in states if state.progress is not None]
+    open_cells = sum(state.progress.status != "stopped" for state in cells)
+    return (f"{open_cells} of {len(cells)} cells open, "
+            f"{sum(state.seeds for state in states)} runs planned")

@@ -147,12 +147,12 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
     owner = new_owner()
     summary = StudySummary(counts=counts)
     try:
-        while True:  # a tuned study: its decided groups' final runs join as they are
+        while True:  # a plan that grows: tuning finals, adaptive seeds join as decided
             _claim_and_run(store, study_id, owner, events, summary, data_dir,
                            keep_checkpoints, cohort, cohort_memory_mb, memory_share)
             if extend_with_decided(store, study, study_id):
                 continue
-            if study.tune is None or not _others_still_tuning(store, study_id):
+            if not study.grows or not _others_still_tuning(store, study_id):
                 break
             time.sleep(1.0)  # another process holds the last trials of a group
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: nothing stays claimed by us

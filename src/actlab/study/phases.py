@@ -1,19 +1,23 @@
-"""The two phases of a tuned study (study/tuning.py): what is planned now, given the store.
+"""Plans that grow as results come in: what is planned now, given the store.
 
-A tuned study's plan is its tuning trials plus the final runs of every group whose
-trials are all finished. Both are pure functions of the study file and the stored
-results, so every process (a resumed ``actlab run``, a ``--jobs`` worker, the Ray
-driver) computes the same plan and the same selections, and a study killed in either
-phase resumes with no run lost or repeated.
+A tuned study's plan (study/tuning.py) is its tuning trials plus the final runs of every
+group whose trials are all finished. A study with adaptive seeds (study/stopping.py) runs
+every cell on its first seeds, plus the further seeds its stopping rule asked for. Both
+are pure functions of the study file and the stored results, so every process (a
+resumed ``actlab run``, a ``--jobs`` worker, the Ray driver, ``actlab status``, the
+report) computes the same plan, and a study killed at any point resumes with no run
+lost or repeated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from actlab.spec import RunSpec
 from actlab.study.plan import Study
+from actlab.study.stopping import CellProgress, Pair, follow_cell
 from actlab.study.store import Store
 from actlab.study.tuning import configuration_text, rank
 
@@ -93,10 +97,74 @@ def _ranked(tune: Any, done: list[tuple[dict[str, Any], float]]
         return []
 
 
+@dataclass(frozen=True)
+class CellSeeds:
+    """A cell of a study with adaptive seeds: its label, its baseline's, the rule's
+    progress (None for a baseline cell, which runs the most seeds any of its cells
+    needs) and its runs planned now."""
+
+    label: str
+    baseline: str
+    progress: CellProgress | None
+    planned: tuple[RunSpec, ...]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.planned)
+
+
+def seeding_state(store: Store | None, study: Study) -> list[CellSeeds]:
+    """Every cell of a study with adaptive seeds, in plan order, with what the stopping
+    rule makes of the stored results."""
+    adaptive = study.adaptive
+    assert adaptive is not None
+    cells = study.adaptive_cells()
+    specs = [study.seed_specs(cell, origin, range(adaptive.max)) for cell, origin, _ in cells]
+    results = store.results(study.name, adaptive.metric) if store else {}
+
+    def value(index: int, seed: int) -> float | None:
+        found = results.get(specs[index][seed].run_id)
+        return None if found is None else found[1]
+
+    def pairs(index: int, base: int) -> Callable[[int], Pair]:
+        def pair_of(seed: int) -> Pair:
+            cell, baseline = value(index, seed), value(base, seed)
+            return None if cell is None or baseline is None else (cell, baseline)
+        return pair_of
+
+    progress = {index: follow_cell(adaptive, pairs(index, base))
+                for index, (_, _, base) in enumerate(cells) if base != index}
+    labels = [", ".join(f"{k}={_short(v)}" for k, v in cell.items()) or "base"
+              for cell, _, _ in cells]
+    states = []
+    for index, (_, _, base) in enumerate(cells):
+        if base == index:
+            seeds = max([adaptive.min] + [p.seeds for i, p in progress.items()
+                                          if cells[i][2] == index])
+        else:
+            seeds = progress[index].seeds
+        states.append(CellSeeds(labels[index], labels[base], progress.get(index),
+                                tuple(specs[index][:seeds])))
+    return states
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def current_plan(store: Store | None, study: Study) -> list[RunSpec]:
-    """The runs planned now: every run of an untuned study; a tuned study's trials and
-    the final runs of its decided groups."""
+    """The runs planned now: every run of a fixed study; a tuned study's trials and
+    the final runs of its decided groups; every cell's first seeds and the further
+    seeds its stopping rule asked for (baselines first, then the most uncertain
+    cells)."""
     specs = study.expand()
+    if study.adaptive is not None:
+        planned = {spec.run_id for spec in specs}
+        states = sorted(seeding_state(store, study), key=lambda state: (
+            state.progress is not None,
+            -(state.progress.uncertainty if state.progress else 0.0)))
+        return specs + [spec for state in states for spec in state.planned
+                        if spec.run_id not in planned]
     if study.tune is None:
         return specs
     states = tuning_state(store, study)
@@ -113,8 +181,12 @@ def current_plan(store: Store | None, study: Study) -> list[RunSpec]:
 
 
 def extend_with_decided(store: Store, study: Study, study_id: int) -> int:
-    """Plan the final runs of the groups decided since the plan was registered; returns
-    how many runs were added (0 for an untuned study)."""
+    """Plan the runs decided since the plan was registered (a tuned study's finals, the
+    further seeds of adaptive cells); returns how many runs were added (0 for a study
+    whose plan is fixed)."""
+    if study.adaptive is not None:
+        added = current_plan(store, study)[len(study.expand()):]
+        return store.extend_plan(study_id, added, [None] * len(added)) if added else 0
     if study.tune is None:
         return 0
     store.record_selections(study_id, [

@@ -31,6 +31,7 @@ from actlab import catalog, plugins
 from actlab.plugins import PluginSource
 from actlab.plugins import read as read_plugin
 from actlab.spec import RunSpec, StrictModel
+from actlab.study.stopping import AdaptiveSeeds
 from actlab.study.tuning import TuneSpec
 
 STUDY_KEYS = {"name", "description", "grid", "grids", "seeds", "zip", "exclude", "include",
@@ -143,7 +144,8 @@ class Study(StrictModel):
     include: list[dict[str, Any]] = Field(default_factory=list)
     per_model: dict[str, dict[str, Any]] = Field(default_factory=dict)
     variants: dict[str, Any] = Field(default_factory=dict)
-    seeds: int | list[int] = 1
+    #: A count (0..n-1), a list, or adaptive seeds (study/stopping.py).
+    seeds: int | list[int] | AdaptiveSeeds = 1
     #: The study's own components (actlab/plugins.py), kept as their source text.
     plugins: list[PluginSource] = Field(default_factory=list)
     #: Each group tuned within the same budget before its final runs (study/tuning.py).
@@ -221,9 +223,20 @@ class Study(StrictModel):
                              for axis, value in rule.items()})
         return resolved
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _adaptive_seeds(cls, seeds: Any) -> Any:
+        if isinstance(seeds, dict):
+            if isinstance(seeds.get("baseline"), dict):
+                seeds = {**seeds, "baseline": {_axis_path(str(axis), "seeds.baseline"): value
+                                               for axis, value in seeds["baseline"].items()}}
+            return AdaptiveSeeds.model_validate(seeds)
+        return seeds
+
     @field_validator("seeds")
     @classmethod
-    def _seeds_valid(cls, seeds: int | list[int]) -> int | list[int]:
+    def _seeds_valid(cls, seeds: int | list[int] | AdaptiveSeeds
+                     ) -> int | list[int] | AdaptiveSeeds:
         if isinstance(seeds, int) and seeds < 1:
             raise ValueError("seeds must be a positive count or a non-empty list of integers")
         if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
@@ -253,6 +266,30 @@ class Study(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _adaptive_fits_the_study(self) -> Study:
+        if not isinstance(self.seeds, AdaptiveSeeds):
+            return self
+        if self.tune is not None:
+            raise ValueError("adaptive seeds and tune: cannot be combined yet; give the tuned "
+                             "study a fixed number of final seeds (seeds: N)")
+        if self.grids or self.include:
+            raise ValueError("a study with adaptive seeds takes its cells from grid and zip "
+                             "only (not grids or include): each cell needs its baseline cell")
+        compared = self.compared_axes()
+        if not compared:
+            raise ValueError("adaptive seeds compare cells with a baseline, but the study "
+                             "varies no axis other than model and dataset; add one to grid "
+                             "(e.g. act)")
+        for axis, value in (self.seeds.baseline or {}).items():
+            if axis not in compared:
+                raise ValueError(f"seeds.baseline names {axis}, which the study does not "
+                                 f"compare; use one of {', '.join(compared)}")
+            if not any(_matches(axis, v, value) for v in compared[axis]):
+                raise ValueError(f"seeds.baseline: {axis}={value} is not one of the study's "
+                                 f"values ({', '.join(map(str, compared[axis]))})")
+        return self
+
+    @model_validator(mode="after")
     def _axes_once(self) -> Study:
         seen = list(self.grid)
         for group in self.zip:
@@ -265,7 +302,64 @@ class Study(StrictModel):
 
     @property
     def seed_list(self) -> list[int]:
+        """The seeds every cell runs on (with adaptive seeds, the first ``min``)."""
+        if isinstance(self.seeds, AdaptiveSeeds):
+            return list(range(self.seeds.min))
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        return self.seeds if isinstance(self.seeds, AdaptiveSeeds) else None
+
+    @property
+    def grows(self) -> bool:
+        """Whether runs join the plan as results come in (tuning finals, adaptive seeds)."""
+        return self.tune is not None or self.adaptive is not None
+
+    def compared_axes(self) -> dict[str, list[Any]]:
+        """The grid and zip axes other than the task's (model, dataset and their
+        options), with their values: what cells are compared on."""
+        axes = {**self.grid, **{axis: values for group in self.zip
+                                for axis, values in group.items()}}
+        return {axis: values for axis, values in axes.items()
+                if axis != "model" and not axis.startswith(("data.", "model_options"))}
+
+    def baseline_values(self) -> dict[str, Any]:
+        """The compared axes' values of the baseline cell: ``seeds.baseline``, the
+        first value of every other compared axis."""
+        given = (self.adaptive.baseline if self.adaptive else None) or {}
+        return {axis: given.get(axis, values[0]) for axis, values in self.compared_axes().items()}
+
+    def adaptive_cells(self) -> list[tuple[dict[str, Any], str, int]]:
+        """Every cell (without seed) with its origin and the index of its baseline cell
+        in this list (its own index for a baseline cell); raises StudyError when a
+        cell's baseline is not in the plan (excluded)."""
+        cells = list(self._unseeded_cells())
+        baseline = self.baseline_values()
+
+        def key(cell: dict[str, Any]) -> tuple:
+            return tuple(sorted((path, repr(_canonical(path, value)))
+                                for path, value in cell.items()))
+
+        index = {key(cell): position for position, (cell, _) in enumerate(cells)}
+        found, missing = [], []
+        for cell, origin in cells:
+            target = key({**cell, **baseline})
+            if target not in index:
+                missing.append(", ".join(f"{k}={_short(v)}" for k, v in cell.items()))
+            found.append((cell, origin, index.get(target, -1)))
+        if missing:
+            raise StudyError(f"study '{self.name}'", [
+                f"cell {where} has no baseline cell ("
+                + ", ".join(f"{k}={_short(v)}" for k, v in baseline.items())
+                + ") in the plan: do not exclude the baseline" for where in missing[:5]])
+        return found
+
+    def seed_specs(self, cell: dict[str, Any], origin: str, seeds: Iterable[int]
+                   ) -> list[RunSpec]:
+        """The runs of one cell on ``seeds``."""
+        cells = [({**cell, "seed": seed}, origin) for seed in seeds]
+        return self._specs_of(cells) if cells else []
 
     def cell_count(self) -> int:
         """How many runs the plan has at most (exclusions not subtracted), counted
@@ -274,7 +368,7 @@ class Study(StrictModel):
         main *= math.prod(len(next(iter(group.values()))) for group in self.zip)
         further = sum(math.prod(len(values) for values in grid.values())
                       for grid in self.grids)
-        per_cell = len(self.seed_list)
+        per_cell = self.adaptive.max if self.adaptive else len(self.seed_list)
         if self.tune is not None:  # trials on the tuning seeds, then the finals
             per_cell += len(self.tune.configurations()) * len(self.tune.seed_list)
             per_cell += len(self.seed_list) if self.tune.shared else 0

@@ -18,6 +18,7 @@ Ray is an optional dependency (``pip install 'actlab[ray]'``); see docs/cluster.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,10 +221,10 @@ def run_study_ray(store: Store, study: Study, events: RunEvents | None = None,
                          use_gpus=cluster_gpus > 0 and any(s.train.device != "cpu"
                                                            for s in specs),
                          data_dir=data_dir, keep_checkpoints=keep_checkpoints,
-                         max_losses=max_losses, heartbeat_s=heartbeat_s)
+                         max_losses=max_losses, heartbeat_s=heartbeat_s,
+                         grow=functools.partial(extend_with_decided, store, study, study_id)
+                         if study.grows else None)
         driver.run()
-        while extend_with_decided(store, study, study_id):  # a tuned study's finals
-            driver.run()
         driver.summary.counts = store.counts(study_id)
         check_plan_kept(store, study, study_id, current_plan(store, study))
         return driver.summary
@@ -238,14 +239,17 @@ class _Driver:
     def __init__(self, store: Store, study_id: int, events: RunEvents,
                  resources: RayResources, cluster_gpus: float, use_gpus: bool,
                  data_dir: str | None, keep_checkpoints: bool, max_losses: int,
-                 heartbeat_s: float, plugin_sources: list[dict[str, Any]] | None = None
-                 ) -> None:
+                 heartbeat_s: float, plugin_sources: list[dict[str, Any]] | None = None,
+                 grow: Callable[[], int] | None = None) -> None:
         self.ray = import_ray()
         self.store, self.study_id, self.events = store, study_id, events
         self.resources, self.cluster_gpus, self.use_gpus = resources, cluster_gpus, use_gpus
         self.data_dir, self.keep_checkpoints = data_dir, keep_checkpoints
         self.max_losses, self.heartbeat_s = max_losses, heartbeat_s
         self.plugin_sources = plugin_sources or []
+        # A plan that grows (tuning finals, adaptive seeds): asked for more runs when a
+        # slot is free, nothing is claimable, and some result came in since the last ask.
+        self.grow, self.news = grow, True
         self.owner = new_owner()
         self.summary = StudySummary(counts=store.counts(study_id))
         self.running: dict[Any, _Attempt] = {}  # Ray generator -> its run
@@ -261,6 +265,7 @@ class _Driver:
                 if not self.running:
                     break
                 ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=1.0)
+                self.news = self.news or bool(ready)
                 for generator in ready:
                     try:
                         event = self.ray.get(next(generator))
@@ -285,6 +290,10 @@ class _Driver:
         slots = self.resources.slots(self.ray.cluster_resources(), self.use_gpus)
         while len(self.running) < slots:
             claimed = self.store.claim_next(self.study_id, self.owner)
+            if claimed is None and self.grow is not None and self.news:
+                self.news = False
+                if self.grow():
+                    continue
             if claimed is None:
                 return
             spec = claimed.with_data_dir(self.data_dir)

@@ -393,9 +393,9 @@ class Store:
         given = {spec.run_id for spec in specs}
         if stored == given:
             return
-        if study.tune is not None and stored <= given and not (
+        if study.grows and stored <= given and not (
                 (given - stored) & {s.run_id for s in study.expand()}):
-            return  # a tuned study's later rungs and finals, decided since it was planned
+            return  # runs decided since it was planned: tuning finals, adaptive seeds
         changes = _differences(json.loads(stored_json), study.model_dump(mode="json"))
         shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6
                                           else "")
@@ -427,19 +427,26 @@ class Store:
         """Run id -> (status, ``metric``) of the study's finished runs: ``val_acc`` and
         ``val_loss`` of the last epoch, ``best_val_acc`` as stored; NaN for a run that
         diverged or failed (what a tuning selection reads: study/tuning.py)."""
+        return self.results(name, metric)
+
+    def results(self, name: str, metric: str) -> dict[str, tuple[str, float]]:
+        """Run id -> (status, ``metric``) of the study's finished runs: the final metric
+        when the run stored one of that name (test_acc, best_val_acc, ...), else the last
+        epoch's value (val_acc, val_loss); NaN for a run that diverged or failed."""
         rows = self.conn.execute(
             "SELECT run_id, status, final FROM runs JOIN studies s ON s.id = runs.study_id "
             "WHERE s.name=? AND status IN ('completed', 'diverged', 'failed')", (name,))
         results: dict[str, tuple[str, float]] = {}
         for row in rows:
             value = math.nan
-            if row["status"] == "completed" and metric == "best_val_acc":
-                value = float((json.loads(row["final"] or "{}")).get(metric, math.nan))
-            elif row["status"] == "completed":
+            final = json.loads(row["final"] or "{}") if row["status"] == "completed" else {}
+            if metric in final:
+                value = math.nan if final[metric] is None else float(final[metric])
+            elif row["status"] == "completed" and metric in ("val_acc", "val_loss"):
                 last = self.conn.execute(
-                    f"SELECT {'val_acc' if metric == 'val_acc' else 'val_loss'} AS v FROM "
-                    "epochs e JOIN studies s ON s.id = e.study_id WHERE s.name=? AND "
-                    "e.run_id=? ORDER BY epoch DESC LIMIT 1", (name, row["run_id"])).fetchone()
+                    f"SELECT {metric} AS v FROM epochs e JOIN studies s ON s.id = e.study_id "
+                    "WHERE s.name=? AND e.run_id=? ORDER BY epoch DESC LIMIT 1",
+                    (name, row["run_id"])).fetchone()
                 value = math.nan if last is None or last["v"] is None else float(last["v"])
             results[row["run_id"]] = (row["status"], value)
         return results
