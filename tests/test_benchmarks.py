@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 
 QUICK_ARGS = {
+    "adaptive_seeds.py": ["--studies", "3", "--tails", "normal", "--rules",
+                          "3:5:precision(0.5):1"],
     "af_cost.py": ["--models", "lenet5", "--acts", "relu", "mish", "--rounds", "1",
                    "--batch", "8"],
     "cohort.py": ["--dataset", "synthetic", "--members", "2", "--epochs", "1",

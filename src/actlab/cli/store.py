@@ -51,6 +51,13 @@ def report(
     svg: bool = typer.Option(True, "--svg/--no-svg",
                              help="Also write every figure as SVG (vector, for papers); "
                                   "--no-svg about halves the time spent drawing."),
+    rope: float | None = typer.Option(
+        None, "--rope", min=0.0, help="Region of practical equivalence of the Bayesian "
+        "verdicts, ± this many metric points (percentage points for accuracies) [default: a "
+        "study's decided(rope) rule, else 0.5 points]."),
+    effect: float | None = typer.Option(
+        None, "--effect", min=0.0, help="The difference, in metric points, the power table "
+        "says how many seeds per cell it takes to detect [default: the ROPE]."),
     plugin: list[str] = PluginOption,
 ) -> None:
     """Write a report: index.html, report.md, tables/ (Markdown, LaTeX, CSV), figures/
@@ -73,7 +80,7 @@ def report(
         try:
             write_report(db, studies, out, metric=metric, test=test,
                          baseline=_parse_baseline(baseline), self_contained=self_contained,
-                         theory=theory, svg=svg)
+                         theory=theory, svg=svg, rope=rope, effect=effect)
         except ReportError as exc:
             raise typer.BadParameter(str(exc)) from None
 

@@ -14,6 +14,7 @@ task; its runs differ only by seed.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from actlab.analysis import cell_statistics, friedman
 from actlab.analysis.summaries import cost
 from actlab.report import (
     figures,
+    seeding,  # noqa: F401  (registers the adaptive seeds' section)
     tuned,  # noqa: F401  (registers the tuned-comparison section)
 )
 from actlab.report.document import Section
@@ -46,9 +48,14 @@ class Report:
 
     def __init__(self, store: Store, studies: list[str], metric: str = "test_acc",
                  baseline: dict[str, Any] | None = None, alpha: float = 0.05,
-                 test: str = "wilcoxon", theory: bool = True, svg: bool = True) -> None:
+                 test: str = "wilcoxon", theory: bool = True, svg: bool = True,
+                 rope: float | None = None, effect: float | None = None) -> None:
         if test not in TESTS:
             raise ReportError(f"unknown test {test!r}: use {' or '.join(TESTS)}")
+        for name, value in (("--rope", rope), ("--effect", effect)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ReportError(f"{name} must be a positive number of metric points, got "
+                                  f"{value}")
         self.store, self.studies, self.metric, self.alpha = store, studies, metric, alpha
         self.test, self.svg = test, svg
         self.left_out = set() if theory else {"theory"}  # sections not to write
@@ -84,7 +91,10 @@ class Report:
         self.cell = [c for c in CELL_AXES if c in self.runs and self.runs[c].nunique() > 1
                      and c not in set_by_tuning] or ["act"]
         self.task = [c for c in TASK if c in self.runs and self.runs[c].nunique() > 1]
+        self.adaptive = self._adaptive_studies()
         self.baseline = self._check_baseline(baseline or {})
+        self.rope, self.rope_source = self._rope(rope)
+        self.effect = effect if effect is not None else self.rope
         self.colours = figures.colour_map(list(dict.fromkeys(self.runs.get("act", []))))
         self.stats = (cell_statistics(self.runs, metric, self.task + self.cell,
                                       higher_is_better=self.higher_is_better)
@@ -105,10 +115,39 @@ class Report:
         return {**self._default_baseline(), **given}
 
     def _default_baseline(self) -> dict[str, Any]:
-        """The first value of each cell axis in plan order (e.g. relu + he_normal)."""
+        """The baseline of the adaptive seeds' stopping rule where a study has one,
+        else the first value of each cell axis in plan order (e.g. relu + he_normal)."""
         if self.runs.empty:
             return {}
+        for states in self.adaptive.values():
+            base = {spec.run_id for state in states if state.progress is None
+                    for spec in state.planned}
+            rows = self.runs[self.runs["run_id"].isin(base)]
+            if not rows.empty:
+                return {axis: rows[axis].iloc[0] for axis in self.cell}
         return {axis: self.runs[axis].iloc[0] for axis in self.cell}
+
+    def _adaptive_studies(self) -> dict[str, list]:
+        """The studies with adaptive seeds: each cell's seeds and where its stopping
+        rule stands (study/stopping.py)."""
+        from actlab.study.phases import seeding_state
+        from actlab.study.plan import Study
+
+        return {name: seeding_state(self.store, Study.model_validate(document))
+                for name, document in self.specs.items()
+                if isinstance(document.get("seeds"), dict)}
+
+    def _rope(self, given: float | None) -> tuple[float, str]:
+        """The ROPE in metric points and where it comes from: ``--rope``, a study's
+        ``decided(rope)`` rule, or the default (0.5 points of a percentage, else 0.01)."""
+        if given is not None:
+            return given, "--rope"
+        for name, document in self.specs.items():
+            until = (document.get("seeds") or {}).get("until") if isinstance(
+                document.get("seeds"), dict) else None
+            if isinstance(until, dict) and until.get("kind") == "decided":
+                return float(until["value"]), f"the stopping rule of {name}"
+        return (0.5 if self.scale == 100 else 0.01), "the default"
 
     def tasks(self) -> list[tuple[dict[str, Any], pd.DataFrame]]:
         """(task, its runs) in plan order; a single task is ({}, all runs)."""

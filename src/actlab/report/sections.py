@@ -199,33 +199,28 @@ def comparisons(r: Report, w: ReportWriter) -> list[Section]:
     section = Section("Comparisons")
     table = compare_to_baseline(r.runs, r.metric, r.cell, r.baseline, r.task or None,
                                 test=r.test, alpha=r.alpha,
-                                higher_is_better=r.higher_is_better)
+                                higher_is_better=r.higher_is_better,
+                                rope=r.rope / r.scale, effect=r.effect / r.scale)
     base = " / ".join(str(v) for v in r.baseline.values())
     if table.empty:
         section.paragraphs.append(f"No completed baseline runs ({base}) to compare with.")
     else:
-        significant = table[table["significant"]]
-        section.paragraphs.append(
-            f"Each cell against the baseline **{base}** of its task: "
-            f"{TESTS[r.test]}, Holm-corrected within each task, at "
-            f"α = {r.alpha}. {len(significant)} of {len(table)} differences are "
-            "significant" + (": " + "; ".join(
-                f"{' / '.join(str(row[c]) for c in r.cell)} "
-                f"({'better' if (row['difference'] > 0) == r.higher_is_better else 'worse'}"
-                f", {row['difference'] * r.scale:+.2f}, p_holm {row['p_holm']:.3g})"
-                for _, row in significant.iterrows()) if len(significant) else "")
-            + ".")
-        if r.test == "wilcoxon" and table["n_pairs"].max() < 6:
-            section.paragraphs.append(
-                f"With {int(table['n_pairs'].max())} seeds per cell the smallest possible "
-                "two-sided Wilcoxon p-value is "
-                f"{2 / 2 ** int(table['n_pairs'].max()):.3g}: run more seeds to resolve "
-                "differences.")
+        _frequentist(r, section, table, base)
+        _verdicts(r, section, table)
+        shown = table.drop(columns=["paired_std", "ci_half_width", "detectable",
+                                    "seeds_needed"])
         section.add(w.table("baseline", f"Against the baseline ({base})",
                             f"difference = cell - baseline mean; p: {TESTS[r.test]}; "
                             "p_holm: Holm-adjusted; "
                             "p_improvement: probability that a run of the cell beats "
-                            "a run of the baseline.", frame=table))
+                            "a run of the baseline; p_worse / p_equivalent / p_better: "
+                            f"posterior probabilities with the ROPE ±{r.rope:g} points "
+                            f"(Bayesian correlated t-test, Benavoli et al. 2017); verdict at "
+                            "95%.", frame=shown))
+        section.add(w.table("power", "Power: what these seeds can detect",
+                            _power_caption(r), frame=_power_frame(r, table)))
+        for sentence in _power_sentences(r, table):
+            section.paragraphs.append(sentence)
     ranks = r.rank_table()
     if ranks.shape[0] >= 2 and ranks.shape[1] >= 3:
         result = friedman(ranks, r.alpha, r.higher_is_better)
@@ -255,6 +250,85 @@ def comparisons(r: Report, w: ReportWriter) -> list[Section]:
             "2 tasks (model x dataset) and 3 methods with results on all of them; "
             f"this report has {ranks.shape[0]} task(s) and {ranks.shape[1]} method(s).")
     return [section]
+
+
+def _frequentist(r: Report, section: Section, table: pd.DataFrame, base: str) -> None:
+    """The significance tests' sentence (Wilcoxon or Welch with Holm)."""
+    significant = table[table["significant"]]
+    section.paragraphs.append(
+        f"Each cell against the baseline **{base}** of its task: "
+        f"{TESTS[r.test]}, Holm-corrected within each task, at "
+        f"α = {r.alpha}. {len(significant)} of {len(table)} differences are "
+        "significant" + (": " + "; ".join(
+            f"{' / '.join(str(row[c]) for c in r.cell)} "
+            f"({'better' if (row['difference'] > 0) == r.higher_is_better else 'worse'}"
+            f", {row['difference'] * r.scale:+.2f}, p_holm {row['p_holm']:.3g})"
+            for _, row in significant.iterrows()) if len(significant) else "")
+        + ".")
+    if r.test == "wilcoxon" and table["n_pairs"].max() < 6:
+        section.paragraphs.append(
+            f"With {int(table['n_pairs'].max())} seeds per cell the smallest possible "
+            "two-sided Wilcoxon p-value is "
+            f"{2 / 2 ** int(table['n_pairs'].max()):.3g}: run more seeds to resolve "
+            "differences (the power table below says how many).")
+
+
+def _verdicts(r: Report, section: Section, table: pd.DataFrame) -> None:
+    """The Bayesian verdicts' sentence: which cells are better, equivalent, worse."""
+    groups = []
+    for verdict in ("better", "equivalent", "worse", "undecided"):
+        rows = table[table["verdict"] == verdict]
+        if len(rows):
+            names = ", ".join(" / ".join(str(row[c]) for c in r.cell)
+                              for _, row in rows.iterrows())
+            groups.append(f"**{verdict}**: {names}")
+    section.paragraphs.append(
+        f"Bayesian verdicts (correlated t-test over seed pairs, Benavoli et al. 2017) with a "
+        f"region of practical equivalence of ±{r.rope:g} points ({r.rope_source}; "
+        "`--rope`): a cell is better, equivalent or worse when that region holds 95% of the "
+        "posterior of its mean difference, else undecided. " + "; ".join(groups) + ".")
+
+
+def _power_caption(r: Report) -> str:
+    return (f"Per comparison: seed pairs, the std of the paired differences, the 95% CI "
+            f"half-width of the difference, the smallest difference a two-sided paired "
+            f"t-test detects with 80% power at α = {r.alpha} with these pairs, and the "
+            f"seeds per cell that detecting {r.effect:g} points needs (`--effect`); all in "
+            "metric points.")
+
+
+def _power_frame(r: Report, table: pd.DataFrame) -> pd.DataFrame:
+    frame = table[[*(r.task or []), *r.cell, "n_pairs"]].copy()
+    frame["paired_std"] = table["paired_std"] * r.scale
+    frame["ci_half_width"] = table["ci_half_width"] * r.scale
+    frame["detectable_80%"] = table["detectable"] * r.scale
+    frame[f"seeds_for_{r.effect:g}"] = table["seeds_needed"]
+    return frame
+
+
+def _power_sentences(r: Report, table: pd.DataFrame) -> list[str]:
+    """One sentence per task: what its seeds can detect, and what the effect needs."""
+    sentences = []
+    groups = table.groupby(r.task, sort=False) if r.task else [((), table)]
+    for key, rows in groups:
+        rows = rows[rows["n_pairs"] >= 2]
+        if rows.empty:
+            continue
+        key = key if isinstance(key, tuple) else (key,)
+        where = f"On {', '.join(map(str, key))}: w" if r.task else "W"
+        pairs = rows["n_pairs"]
+        span = f"{pairs.min()}" + (f"-{pairs.max()}" if pairs.max() != pairs.min() else "")
+        needed = rows["seeds_needed"].dropna()
+        need_text = (f"detecting {r.effect:g} points needs {int(needed.median())} seeds per "
+                     f"cell (median over comparisons; {int(needed.min())}-"
+                     f"{int(needed.max())})" if len(needed) else
+                     f"no number of seeds detects {r.effect:g} points here")
+        sentences.append(
+            f"{where}ith {span} seed pairs and a median paired std of "
+            f"{rows['paired_std'].median() * r.scale:.2f} points, differences below "
+            f"{rows['detectable'].median() * r.scale:.2f} points (median over comparisons) "
+            f"are likely to be missed (80% power, α = {r.alpha}); {need_text}.")
+    return sentences
 
 
 @register_section("curves", order=40, needs_results=True)

@@ -722,4 +722,6 @@ def load_study(path: str | Path, max_runs: int | None = None,
             f"the plan has up to {count:,} runs, more than {max_runs:,}: pass --yes if you "
             "mean it (building and storing them takes a while), or narrow the grid"])
     study.expand()  # validate every cell now, before anything runs
+    if study.adaptive is not None:
+        study.adaptive_cells()  # every cell has its baseline cell
     return study
