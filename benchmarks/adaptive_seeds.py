@@ -16,8 +16,9 @@ Two scenarios:
   difference lies above 0 (nominal 2.5%: one side of a two-sided 5% test), whose
   Wilcoxon signed-rank p-value is below 0.05 with a positive difference (at most 2.5%:
   the test is discrete), or whose Bayesian verdict with the rule's ROPE is better (at
-  most 5%: the rope-0 verdict is a one-sided 5% test). The Monte-Carlo error is the standard error over studies (the
-  cells of a study share their baseline, so they are not independent).
+  most 5%: the rope-0 verdict is a one-sided 5% test). The Monte-Carlo error is the
+  standard error over studies (the cells of a study share their baseline, so they are
+  not independent).
 * ``mixed``: ten cells like an activation study (differences from +1 to -10 points,
   paired noise from 0.3 to 2 points). Runs spent by each rule against the smallest fixed
   number of seeds with which at least as many cells reach the rule's target.
@@ -32,11 +33,11 @@ import math
 import time
 
 import numpy as np
-from record import report
 from scipy.stats import wilcoxon
 
 from actlab.paired import ci_half_width, verdict
 from actlab.study.stopping import AdaptiveSeeds, follow_cell
+from record import report
 
 POINTS = 100.0  # accuracies: values are fractions, rules read points
 MIXED_DIFFERENCES = [1.0, 0.5, 0.3, 0.1, 0.0, 0.0, -0.3, -1.0, -3.0, -10.0]  # points

@@ -5,6 +5,7 @@ known in advance."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import textwrap
 from collections import Counter
@@ -99,7 +100,8 @@ def test_precision_stops_a_steady_cell_at_min_and_feeds_a_noisy_one_to_max() -> 
     noisy = np.random.default_rng(0).normal(0, 0.05, 20)
     wild = follow_cell(rule("precision(0.5)"), lambda seed: (0.9 + noisy[seed], 0.9))
     assert (wild.seeds, wild.status) == (8, "stopped")
-    assert "max seeds (8) reached" in wild.reason and wild.half_width > 0.5
+    assert "max seeds (8) reached" in wild.reason
+    assert wild.half_width > 0.5
 
 
 def test_a_cell_waits_for_its_runs_and_decides_only_on_its_first_n_seeds() -> None:
@@ -107,7 +109,8 @@ def test_a_cell_waits_for_its_runs_and_decides_only_on_its_first_n_seeds() -> No
     values = {0: 0.90, 1: 0.95, 2: 0.85, 3: 0.90, 4: 0.90, 5: 0.90}
     progress = follow_cell(rule("precision(0.5)", batch=2),
                            lambda seed: (values[seed], 0.9) if seed in values else None)
-    assert progress.seeds == 7 and progress.status == "waiting"  # 3 -> 5 -> 7
+    assert progress.seeds == 7
+    assert progress.status == "waiting"
     assert "waiting for 1 of 7 seed pairs" in progress.reason
     first = follow_cell(rule("precision(0.5)"), lambda seed: None)
     assert (first.seeds, first.status) == (3, "waiting")
@@ -115,9 +118,11 @@ def test_a_cell_waits_for_its_runs_and_decides_only_on_its_first_n_seeds() -> No
 
 def test_decided_stops_on_a_clear_verdict_and_cells_without_pairs_stop() -> None:
     better = follow_cell(rule("decided(rope=0.5)"), lambda seed: (0.95 + 1e-3 * seed, 0.9))
-    assert (better.seeds, better.verdict) == (3, "better") and "decided: better" in better.reason
+    assert (better.seeds, better.verdict) == (3, "better")
+    assert "decided: better" in better.reason
     diverged = follow_cell(rule("decided(rope=0.5)"), lambda seed: (math.nan, 0.9))
-    assert diverged.status == "stopped" and "nothing to compare" in diverged.reason
+    assert diverged.status == "stopped"
+    assert "nothing to compare" in diverged.reason
 
 
 SEEDS = "seeds: {min: 3, max: 6, until: precision(0.5)}\n"
@@ -152,10 +157,8 @@ def test_an_interrupted_adaptive_study_resumes_to_the_same_plan(tmp_path, monkey
         fake = FakeTrainer(stop_after=stop_after)
         monkeypatch.setattr(executors, "run_one", fake)
         with Store(tmp_path / "b.db") as store:
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 executors.run_study(store, study)
-            except KeyboardInterrupt:
-                pass
             counts.update(fake.trained)
     with Store(tmp_path / "b.db") as store:
         assert sorted(spec.run_id for spec in current_plan(store, study)) == sorted(expected)
@@ -181,14 +184,16 @@ def test_status_plan_and_report_show_the_seeds_per_cell(tmp_path, monkeypatch) -
     assert "adaptive: adaptive seeds, 0 of 2 cells open, 15 runs planned" in status.output
     detail = runner.invoke(app, ["status", "adaptive", "--store", str(db)],
                            env={"COLUMNS": "160"})
-    assert "max seeds (6) reached" in detail.output and "precise" in detail.output
+    assert "max seeds (6) reached" in detail.output
+    assert "precise" in detail.output
     plan = runner.invoke(app, ["plan", str(path), "--store", str(db)], env={"COLUMNS": "160"})
     assert "study adaptive: 15 runs" in plan.output
     seeds = sections["Seeds: adaptive"]
     assert "This took 15 runs, against 18 with 6 seeds for every cell (83%)" in \
         " ".join(seeds.paragraphs)
     comparison = " ".join(sections["Comparisons"].paragraphs)
-    assert "**worse**: sigmoid" in comparison and "**equivalent**: tanh" in comparison
+    assert "**worse**: sigmoid" in comparison
+    assert "**equivalent**: tanh" in comparison
     assert "ROPE" not in comparison or "±0.5 points (the default" in comparison
     assert "detecting 0.5 points needs" in comparison
 

@@ -99,7 +99,9 @@ def test_verdicts_name_the_region_holding_95_percent() -> None:
     assert verdict(rng.normal(0.0, 0.1, 10), 0.5).verdict == "equivalent"
     assert verdict(rng.normal(0.5, 1.0, 3), 0.5).verdict == "undecided"
     few = verdict([1.0], 0.5)  # too few pairs: undecided, no probabilities
-    assert few.verdict == "undecided" and math.isnan(few.p_better) and few.n == 1
+    assert few.verdict == "undecided"
+    assert math.isnan(few.p_better)
+    assert few.n == 1
     assert verdict([1.0, math.nan, 1.2, 0.9], 0.2).n == 3  # non-finite pairs left out
     found = verdict(DIFFERENCES, 0.25, posterior="signed_rank")
     assert found.p_worse + found.p_equivalent + found.p_better == pytest.approx(1.0)
@@ -121,7 +123,8 @@ def test_power_matches_statsmodels_and_a_simulation() -> None:
     assert seeds_needed(0.8, 1.0) == 15
     assert seeds_needed(1.0, 2.0) == 34  # only the ratio matters
     assert power(0.5, 1.0, 34) == pytest.approx(0.8078, abs=5e-4)
-    assert seeds_needed(1.0, 0.0) == 2 and seeds_needed(1.0, math.nan) is None
+    assert seeds_needed(1.0, 0.0) == 2
+    assert seeds_needed(1.0, math.nan) is None
     assert seeds_needed(0.01, 10.0, limit=1000) is None
     delta = detectable_difference(1.0, 10)
     assert power(delta, 1.0, 10) == pytest.approx(0.8)

@@ -214,3 +214,23 @@ def test_a_tuned_study_runs_both_phases_on_ray(tmp_path, ray_cluster, one_thread
     with Store(tmp_path / "serial.db") as db:
         run_study(db, the_study)
         assert [s.selection for s in tuning_state(db, the_study)] == ray_selections
+
+
+def test_an_adaptive_study_grows_on_ray_as_it_does_serially(tmp_path, ray_cluster,
+                                                            one_thread) -> None:
+    """The Ray driver adds the seeds the stopping rule asks for as results stream in, and
+    ends with the serial executor's plan and numbers."""
+    from actlab.study import load_study
+    from actlab.study.phases import current_plan
+
+    (tmp_path / "study.yaml").write_text(
+        "name: adaptive-ray\nmodel: lenet5\n"
+        "data: {name: synthetic, options: {train_size: 100, test_size: 40}}\n"
+        "train: {epochs: 1, batch_size: 20, optimizer: {name: sgd, lr: 0.05}}\n"
+        "grid: {act: [relu, tanh]}\nseeds: {min: 2, max: 3, until: precision(0.1)}\n")
+    the_study = load_study(tmp_path / "study.yaml")
+    with Store(tmp_path / "ray.db") as db:
+        summary = run_study_ray(db, the_study)
+        plan = sorted(spec.run_id for spec in current_plan(db, the_study))
+    assert summary.counts["completed"] == len(plan) == 6  # 40 test images: not precise
+    assert serial_outcome(tmp_path, the_study) == study_outcome(tmp_path / "ray.db")

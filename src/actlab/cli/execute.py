@@ -80,9 +80,10 @@ class ProgressEvents:
         self.progress = progress
         self.overall: Any = None
         self.current: Any = None
-        self.epochs = 0
+        self.epochs = self.total = 0
 
     def study_started(self, study: Any, total: int, done: int) -> None:
+        self.total = total
         self.overall = self.progress.add_task(f"study {study.name}", total=total, completed=done)
 
     def run_started(self, spec: Any) -> None:
@@ -99,6 +100,10 @@ class ProgressEvents:
             self.current, advance=1,
             description=f"  {spec.describe()}  epoch {metrics.epoch}/{self.epochs}  "
                         f"val acc {metrics.val_acc:.3f}  {metrics.images_per_s:,.0f} img/s")
+
+    def plan_grew(self, added: int) -> None:
+        self.total += added
+        self.progress.update(self.overall, total=self.total)
 
     def run_finished(self, spec: Any, result: Any) -> None:
         self.progress.advance(self.overall)
@@ -285,7 +290,7 @@ def _run(db: Any, study: Any, execution: Execution, progress: Progress, threads:
 
     def show(counts: dict[str, int]) -> None:
         done = counts["completed"] + counts["diverged"] + counts["failed"]
-        progress.update(overall, completed=done, description=(
+        progress.update(overall, completed=done, total=sum(counts.values()), description=(
             f"study {study.name} ({jobs} jobs, {counts['running']} running)"))
 
     return run_study_local(db, study, jobs, max(1, threads // jobs), show,

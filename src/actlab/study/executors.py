@@ -51,6 +51,9 @@ class RunEvents:
 
     def run_failed(self, spec: RunSpec, error: str) -> None: ...
 
+    def plan_grew(self, added: int) -> None:
+        """Runs joined the plan (tuning finals, adaptive seeds: study/phases.py)."""
+
 
 class StoreObserver(RunObserver):
     """A run's observer in the serial and local executors: every measurement goes to the
@@ -150,7 +153,8 @@ def run_study(store: Store, study: Study, events: RunEvents | None = None,
         while True:  # a plan that grows: tuning finals, adaptive seeds join as decided
             _claim_and_run(store, study_id, owner, events, summary, data_dir,
                            keep_checkpoints, cohort, cohort_memory_mb, memory_share)
-            if extend_with_decided(store, study, study_id):
+            if added := extend_with_decided(store, study, study_id):
+                events.plan_grew(added)
                 continue
             if not study.grows or not _others_still_tuning(store, study_id):
                 break

@@ -292,7 +292,8 @@ class _Driver:
             claimed = self.store.claim_next(self.study_id, self.owner)
             if claimed is None and self.grow is not None and self.news:
                 self.news = False
-                if self.grow():
+                if added := self.grow():
+                    self.events.plan_grew(added)
                     continue
             if claimed is None:
                 return
