@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
-STUDIES = ["quickstart", "af-tutorial-cpu", "he-init-depth-cpu", "af-fair-cpu"]
+STUDIES = ["quickstart", "af-tutorial-cpu", "he-init-depth-cpu", "af-fair-cpu",
+           "mish-anchor-adaptive-cpu"]
 
 
 def quotes() -> dict[str, list[str]]:
