@@ -143,6 +143,14 @@ def test_seeds_go_only_to_the_open_cells(tmp_path, monkeypatch) -> None:
     assert states["act=tanh"].progress.reason.startswith("precise")
     assert states["act=sigmoid"].progress.reason.startswith("max seeds (6) reached")
     assert sorted(r["seed"] for r in records if r["act"] == "sigmoid") == list(range(6))
+    # Raising max later (no --replan needed): the open cell goes on, every run is reused.
+    more = load_study(study_file(tmp_path, SEEDS.replace("max: 6", "max: 8")))
+    with Store(tmp_path / "a.db") as store:
+        executors.run_study(store, more)
+        records = store.study("adaptive").records()
+    assert Counter(record["act"] for record in records) == {"relu": 8, "tanh": 3,
+                                                            "sigmoid": 8}
+    assert max(fake.trained.values()) == 1
 
 
 def test_an_interrupted_adaptive_study_resumes_to_the_same_plan(tmp_path, monkeypatch) -> None:
