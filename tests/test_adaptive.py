@@ -237,12 +237,15 @@ def test_kill_9_of_parallel_workers_resumes_to_the_serial_study(tmp_path) -> Non
 
     def command(db, *extra):
         return [sys.executable, "-m", "actlab.cli", "run", str(path), "--store", str(db),
-                "--threads", "2", *extra]
+                *extra]
 
+    # One thread per run in both (2 jobs x 1 thread): results equal to the last bit.
     clean = tmp_path / "clean.db"
-    subprocess.run(command(clean), check=True, capture_output=True, timeout=600)
+    subprocess.run(command(clean, "--threads", "1"), check=True, capture_output=True,
+                   timeout=600)
     killed = tmp_path / "killed.db"
-    proc = subprocess.Popen(command(killed, "--jobs", "2"), stdout=subprocess.DEVNULL,
+    parallel = ("--jobs", "2", "--threads", "2")
+    proc = subprocess.Popen(command(killed, *parallel), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -254,8 +257,9 @@ def test_kill_9_of_parallel_workers_resumes_to_the_serial_study(tmp_path) -> Non
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert db_rows(killed, "SELECT COUNT(*) FROM runs WHERE status='running'")[0][0] >= 1
-    subprocess.run(command(killed, "--jobs", "2"), check=True, capture_output=True,
-                   timeout=600)
+    resumed = subprocess.run(command(killed, *parallel), check=True,
+                             capture_output=True, text=True, timeout=600)
+    assert "instead of" not in resumed.stdout  # a growing plan keeps its workers
     assert study_outcome(killed) == study_outcome(clean)
     study = load_study(path)
     with Store(clean) as a, Store(killed) as b:

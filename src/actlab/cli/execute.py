@@ -257,8 +257,11 @@ def _execute_with_store(study: Any, store_path: Path, execution: Execution, repo
 def _jobs_for_the_runs_left(db: Any, study: Any, specs: list[Any], execution: Execution
                             ) -> Execution:
     """No more local workers than runs left to run (each costs a process and a copy of
-    the data); their threads go to the workers that have a run."""
-    if execution.executor != "local":
+    the data); their threads go to the workers that have a run. A plan that grows
+    (tuning finals, adaptive seeds) is not capped: the runs left now are not all it will
+    have, and a resumed worker would otherwise train with other threads than the run's
+    first epochs had."""
+    if execution.executor != "local" or study.grows:
         return execution
     done = {"completed", "diverged"} | (set() if execution.retry_failed else {"failed"})
     statuses = db.statuses(study.name)
