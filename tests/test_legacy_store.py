@@ -3,7 +3,9 @@ by the code before issue 20's restructuring (commit cd9da0c) from
 tests/fixtures/legacy-study.yaml, and tests/fixtures/legacy-report/ is the report that
 code wrote of it. Today's code must find every run of that study done (the same run ids:
 nothing is trained again) and write the same report: the same text, the same runs and
-epochs frames, the same tables."""
+epochs frames, the same tables. What later issues added to every report (issue 24: the
+Bayesian verdicts and the power table) may come in between: new lines, tables and
+columns, never a changed or missing one."""
 
 from __future__ import annotations
 
@@ -104,14 +106,57 @@ def assert_close_lines(today: str, golden: str) -> None:
 
 @pytest.mark.slow
 def test_the_report_text_is_unchanged(legacy) -> None:
-    assert_close_lines(masked_markdown((legacy / "report" / "report.md").read_text()),
-                       masked_markdown((GOLDEN / "report.md").read_text()))
+    golden = masked_markdown((GOLDEN / "report.md").read_text())
+    today = masked_markdown((legacy / "report" / "report.md").read_text())
+    assert_golden_lines_in_order(without_added_columns(today, golden), golden)
 
 
-def masked_csv(path: Path) -> str:
+def without_added_columns(today: str, golden: str) -> str:
+    """``today`` with each Markdown table cut to the columns of the golden table of the
+    same leading columns (the columns added since are dropped)."""
+    headers = [_cells(line) for line in golden.splitlines() if line.startswith("| ")]
+    lines, out, columns = today.splitlines(), [], None
+    for index, line in enumerate(lines):
+        if not line.startswith("|"):
+            columns = None
+        elif line.startswith("| ") and index + 1 < len(lines) and \
+                lines[index + 1].startswith("|---"):
+            cells = _cells(line)
+            match = [h for h in headers if set(h) <= set(cells) and h[:1] == cells[:1]]
+            columns = ([cells.index(c) for c in max(match, key=len)]
+                       if match and cells not in headers else None)
+        elif line.startswith("|---") and columns is not None:
+            line = "|" + "---|" * len(columns)
+            out.append(line)
+            continue
+        if columns is not None and line.startswith("| "):
+            cells = _cells(line)
+            line = "| " + " | ".join(cells[i] for i in columns) + " |"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+
+
+def assert_golden_lines_in_order(today: str, golden: str) -> None:
+    """Every golden line appears in ``today`` (numbers up to rounding), in order."""
+    today_lines = today.splitlines()
+    position = 0
+    for number, expected in enumerate(golden.splitlines(), 1):
+        while position < len(today_lines) and not close(today_lines[position], expected):
+            position += 1
+        assert position < len(today_lines), f"golden line {number} not found in order:\n{expected}"
+        position += 1
+
+
+def masked_csv(path: Path, keep: list[str] | None = None) -> str:
+    """The rows as text, machine-dependent columns left out, only ``keep`` if given."""
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     return "\n".join(",".join(f"{k}={v}" for k, v in row.items()
-                              if k not in MACHINE_DEPENDENT_COLUMNS) for row in rows)
+                              if k not in MACHINE_DEPENDENT_COLUMNS
+                              and (keep is None or k in keep)) for row in rows)
 
 
 @pytest.mark.slow
@@ -124,10 +169,12 @@ def test_the_runs_and_epochs_frames_are_unchanged(legacy, name: str) -> None:
 def test_every_table_is_unchanged(legacy) -> None:
     expected = sorted(p.name for p in (GOLDEN / "tables").glob("*.csv"))
     written = sorted(p.name for p in (legacy / "report" / "tables").glob("*.csv"))
-    assert written == expected
+    assert set(written) - set(expected) == {"power.csv"}  # issue 24
     for name in expected:
-        assert_close_lines(masked_csv(legacy / "report" / "tables" / name),
-                           masked_csv(GOLDEN / "tables" / name))
+        golden = GOLDEN / "tables" / name
+        keep = next(csv.reader(io.StringIO(golden.read_text())))
+        assert_close_lines(masked_csv(legacy / "report" / "tables" / name, keep),
+                           masked_csv(golden))
 
 
 def test_the_golden_report_names_the_commit_that_wrote_the_store() -> None:

@@ -129,6 +129,9 @@ def test_power_matches_statsmodels_and_a_simulation() -> None:
     delta = detectable_difference(1.0, 10)
     assert power(delta, 1.0, 10) == pytest.approx(0.8)
     assert detectable_difference(1.0, 1) == math.inf
+    # Two pairs: the search passes noncentralities where scipy's far tail is NaN.
+    assert power(4.0, 1.0, 2) < power(8.0, 1.0, 2) < 1.0
+    assert power(detectable_difference(0.3, 2), 0.3, 2) == pytest.approx(0.8)
     # Monte Carlo: paired t-tests at the detectable difference reject 80% of the time.
     rng = np.random.default_rng(0)
     samples = rng.normal(delta, 1.0, size=(20_000, 10))

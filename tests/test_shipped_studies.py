@@ -91,11 +91,13 @@ def covering(document: dict) -> dict:
             document["grid"] = cycled
         else:
             document["zip"] = [cycled]
-    further = []
-    for grid in document.pop("grids", None) or []:
-        size = max(len(values) for values in grid.values())
-        further += [{axis: [values[k % len(values)]] for axis, values in grid.items()}
-                    for k in range(size)]
+    grids = document.pop("grids", None) or []
+    rows = [[{axis: values[k % len(values)] for axis, values in grid.items()}
+             for k in range(max(len(values) for values in grid.values()))] for grid in grids]
+    merged = _merged_rows(rows)
+    if merged is not None:  # one cell covers a row of every further grid at once
+        rows = [merged]
+    further = [{axis: [value] for axis, value in row.items()} for grid in rows for row in grid]
     if further:
         document["grids"] = further
     return document
@@ -144,6 +146,25 @@ def test_the_ci_copy_covers_every_value_of_the_cpu_variant(path: Path,
     cells = len(load_study(tmp_path / "c.yaml").expand())
     assert structure(tmp_path / "c.yaml") == structure(path)
     assert cells <= len(load_study(path).expand())  # equal for a single-axis grid
+
+
+def _merged_rows(grids: list[list[dict]]) -> list[dict] | None:
+    """The k-th rows of all further grids as one cell each (cycled to the longest grid),
+    when the grids agree on every axis they share (tact-study's lr sweep, schedule and
+    corruption grids on ResNet-18 with the same activations: 5 cells instead of 15);
+    None when they do not."""
+    if len(grids) < 2:
+        return None
+    merged = []
+    for k in range(max(len(rows) for rows in grids)):
+        cell: dict = {}
+        for rows in grids:
+            row = rows[k % len(rows)]
+            if any(axis in cell and cell[axis] != value for axis, value in row.items()):
+                return None
+            cell.update(row)
+        merged.append(cell)
+    return merged
 
 
 def _without_stand_in(document: dict) -> dict:

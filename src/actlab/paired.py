@@ -167,8 +167,11 @@ def power(delta: float, std: float, n: int, alpha: float = 0.05) -> float:
     df = n - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
     noncentrality = abs(delta) * math.sqrt(n) / std
-    return float(stats.nct.sf(critical, df, noncentrality)
-                 + stats.nct.cdf(-critical, df, noncentrality))
+    upper = float(stats.nct.sf(critical, df, noncentrality))
+    # The far tail against the difference: scipy's nct.cdf returns NaN where it is below
+    # about 1e-12 (df 1, noncentrality 8), far below anything the sum could show.
+    lower = float(stats.nct.cdf(-critical, df, noncentrality))
+    return upper + (lower if math.isfinite(lower) else 0.0)
 
 
 def detectable_difference(std: float, n: int, alpha: float = 0.05, target: float = 0.8

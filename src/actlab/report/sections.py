@@ -213,10 +213,7 @@ def comparisons(r: Report, w: ReportWriter) -> list[Section]:
                             f"difference = cell - baseline mean; p: {TESTS[r.test]}; "
                             "p_holm: Holm-adjusted; "
                             "p_improvement: probability that a run of the cell beats "
-                            "a run of the baseline; p_worse / p_equivalent / p_better: "
-                            f"posterior probabilities with the ROPE ±{r.rope:g} points "
-                            f"(Bayesian correlated t-test, Benavoli et al. 2017); verdict at "
-                            "95%.", frame=shown))
+                            "a run of the baseline.", frame=shown))
         section.add(w.table("power", "Power: what these seeds can detect",
                             _power_caption(r), frame=_power_frame(r, table)))
         for sentence in _power_sentences(r, table):
@@ -270,7 +267,7 @@ def _frequentist(r: Report, section: Section, table: pd.DataFrame, base: str) ->
             f"With {int(table['n_pairs'].max())} seeds per cell the smallest possible "
             "two-sided Wilcoxon p-value is "
             f"{2 / 2 ** int(table['n_pairs'].max()):.3g}: run more seeds to resolve "
-            "differences (the power table below says how many).")
+            "differences.")
 
 
 def _verdicts(r: Report, section: Section, table: pd.DataFrame) -> None:
@@ -286,7 +283,8 @@ def _verdicts(r: Report, section: Section, table: pd.DataFrame) -> None:
         f"Bayesian verdicts (correlated t-test over seed pairs, Benavoli et al. 2017) with a "
         f"region of practical equivalence of ±{r.rope:g} points ({r.rope_source}; "
         "`--rope`): a cell is better, equivalent or worse when that region holds 95% of the "
-        "posterior of its mean difference, else undecided. " + "; ".join(groups) + ".")
+        "posterior of its mean difference, else undecided (columns p_worse, p_equivalent, "
+        "p_better and verdict of the table below). " + "; ".join(groups) + ".")
 
 
 def _power_caption(r: Report) -> str:

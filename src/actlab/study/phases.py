@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actlab.spec import RunSpec
-from actlab.study.plan import Study
+from actlab.study.plan import Study, cell_text
 from actlab.study.stopping import CellProgress, Pair, follow_cell
 from actlab.study.store import Store
 from actlab.study.tuning import configuration_text, rank
@@ -134,8 +134,7 @@ def seeding_state(store: Store | None, study: Study) -> list[CellSeeds]:
 
     progress = {index: follow_cell(adaptive, pairs(index, base))
                 for index, (_, _, base) in enumerate(cells) if base != index}
-    labels = [", ".join(f"{k}={_short(v)}" for k, v in cell.items()) or "base"
-              for cell, _, _ in cells]
+    labels = [cell_text(cell) for cell, _, _ in cells]
     states = []
     for index, (_, _, base) in enumerate(cells):
         if base == index:
@@ -146,10 +145,6 @@ def seeding_state(store: Store | None, study: Study) -> list[CellSeeds]:
         states.append(CellSeeds(labels[index], labels[base], progress.get(index),
                                 tuple(specs[index][:seeds])))
     return states
-
-
-def _short(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def current_plan(store: Store | None, study: Study) -> list[RunSpec]:

@@ -575,6 +575,14 @@ def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def cell_text(cell: dict[str, Any]) -> str:
+    """'act=silu, lr=0.01': a cell's axes by their short names and its values as the run
+    specs name them (so a cell written ``act: swish`` reads as the report's ``silu``)."""
+    short = {path: name for name, path in AXIS_SHORTHANDS.items()}
+    return ", ".join(f"{short.get(path, path)}={_short(_canonical(path, value))}"
+                     for path, value in cell.items()) or "base"
+
+
 #: Expanded plans of this process, by the study's content (see Study.expand).
 _EXPANSIONS: dict[str, list[RunSpec]] = {}
 
