@@ -107,7 +107,8 @@ def print_seeding(console: Console, store: Any, study: Any) -> None:
     states = seeding_state(store, study)
     adaptive = study.adaptive
     table = Table(title=f"adaptive seeds ({adaptive.text()}, on {adaptive.metric}): "
-                        f"{seeding_summary(states)}")
+                        f"{seeding_summary(states)} (at most "
+                        f"{len(states) * adaptive.max})")
     decided = adaptive.until.kind == "decided"
     columns = ("cell", "seeds", "state", "diff", "±95%", *(("verdict",) if decided else ()),
                "why")
