@@ -161,3 +161,35 @@ class Callbacks:
     def checkpoint_written(self, epoch: int) -> None:
         if self.checkpoint:
             self.checkpoint(epoch)
+
+
+class FakeTrainer:
+    """Stands in for the executors' ``run_one`` (monkeypatched): one epoch whose
+    validation and test accuracy ``metrics(spec)`` gives, every run counted in
+    ``trained``; after ``stop_after`` runs it raises KeyboardInterrupt, as a kill between
+    two runs would."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        from collections import Counter
+
+        self.trained: Counter[str] = Counter()
+        self.stop_after = stop_after
+
+    def metrics(self, spec) -> tuple[float, float]:
+        """(validation accuracy, test accuracy) of ``spec``'s run."""
+        raise NotImplementedError
+
+    def __call__(self, spec, observer, checkpoint=None):
+        from actlab.train.core import EpochMetrics, RunResult
+
+        if self.stop_after is not None and sum(self.trained.values()) >= self.stop_after:
+            raise KeyboardInterrupt
+        self.trained[spec.run_id] += 1
+        val, test = self.metrics(spec)
+        metrics = EpochMetrics(epoch=1, train_loss=0.5, train_acc=0.8, val_loss=1 - val,
+                               val_acc=val, lr=spec.train.optimizer.lr, epoch_time=0.01,
+                               images_per_s=1e4, test_loss=1 - test, test_acc=test)
+        observer.epoch_finished(metrics)
+        return RunResult("completed", [metrics], final={"test_acc": test, "best_val_acc": val,
+                                                         "test_loss": 1 - test})
+

@@ -13,10 +13,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import helpers
 from actlab.study import Store, StudyError, executors, load_study
 from actlab.study.phases import current_plan, seeding_state
 from actlab.study.stopping import AdaptiveSeeds, StoppingRule, follow_cell
-from actlab.train.core import EpochMetrics, RunResult
 
 BASE = """
 name: adaptive
@@ -37,27 +37,15 @@ def study_file(tmp_path, seeds: str, base: str = BASE):
     return path
 
 
-class FakeTrainer:
-    """Stands in for run_one: test accuracy = the activation's mean + its spread x a
-    normal draw fixed by (activation, seed)."""
+class FakeTrainer(helpers.FakeTrainer):
+    """Test accuracy = the activation's mean + its spread x a normal draw fixed by
+    (activation, seed)."""
 
-    def __init__(self, stop_after: int | None = None) -> None:
-        self.trained: Counter[str] = Counter()
-        self.stop_after = stop_after
-
-    def __call__(self, spec, observer, checkpoint=None) -> RunResult:
-        if self.stop_after is not None and sum(self.trained.values()) >= self.stop_after:
-            raise KeyboardInterrupt  # as a kill between two runs would
-        self.trained[spec.run_id] += 1
+    def metrics(self, spec) -> tuple[float, float]:
         mean, spread = TRUTH[str(spec.act)]
         draw = np.random.default_rng([sorted(TRUTH).index(str(spec.act)), spec.seed])
         test = mean + spread * float(draw.standard_normal())
-        metrics = EpochMetrics(epoch=1, train_loss=0.5, train_acc=0.8, val_loss=0.5,
-                               val_acc=test, lr=0.01, epoch_time=0.01, images_per_s=1e4,
-                               test_loss=1 - test, test_acc=test)
-        observer.epoch_finished(metrics)
-        return RunResult("completed", [metrics], final={"test_acc": test, "test_loss": 1 - test,
-                                                         "best_val_acc": test})
+        return test, test
 
 
 @pytest.mark.parametrize(("seeds", "message"), [

@@ -11,10 +11,10 @@ from collections import Counter
 
 import pytest
 
+import helpers
 from actlab.study import Store, StudyError, executors, load_study, parse_study
 from actlab.study.phases import current_plan, tuning_state
 from actlab.study.tuning import Distribution, TuneSpec, select
-from actlab.train.core import EpochMetrics, RunResult
 
 BASE = """
 name: tuned
@@ -87,29 +87,16 @@ def test_the_selection_rule() -> None:
     assert tune.on_edge({lr: 0.1}) == []
 
 
-class FakeTrainer:
-    """Stands in for run_one: the validation accuracy peaks at the activation's best lr
-    (:data:`BEST_VAL_LR`), the test accuracy at the other activation's, so a selection
-    that looked at test metrics would pick the wrong lr."""
+class FakeTrainer(helpers.FakeTrainer):
+    """The validation accuracy peaks at the activation's best lr (:data:`BEST_VAL_LR`),
+    the test accuracy at the other activation's, so a selection that looked at test
+    metrics would pick the wrong lr."""
 
-    def __init__(self, stop_after: int | None = None) -> None:
-        self.trained: Counter[str] = Counter()
-        self.stop_after = stop_after
-
-    def __call__(self, spec, observer, checkpoint=None) -> RunResult:
-        if self.stop_after is not None and sum(self.trained.values()) >= self.stop_after:
-            raise KeyboardInterrupt  # as a kill between two runs would
-        self.trained[spec.run_id] += 1
+    def metrics(self, spec) -> tuple[float, float]:
         act, lr = str(spec.act), spec.train.optimizer.lr
         other = BEST_VAL_LR["tanh" if act == "relu" else "relu"]
         val = 0.9 - 0.1 * abs(math.log10(lr / BEST_VAL_LR[act])) + 0.001 * (spec.seed % 2)
-        test = 0.9 - 0.1 * abs(math.log10(lr / other))
-        metrics = EpochMetrics(epoch=1, train_loss=0.5, train_acc=0.8, val_loss=1 - val,
-                               val_acc=val, lr=lr, epoch_time=0.01, images_per_s=1e4,
-                               test_loss=1 - test, test_acc=test)
-        observer.epoch_finished(metrics)
-        return RunResult("completed", [metrics], final={"test_acc": test, "best_val_acc": val,
-                                                         "test_loss": 1 - test})
+        return val, 0.9 - 0.1 * abs(math.log10(lr / other))
 
 
 TUNE = """\
