@@ -182,7 +182,7 @@ def _trial_figure(r: Report, w: ReportWriter, study: Study, states: list) -> lis
                  if not isinstance(v, list) or all(isinstance(x, int | float) for x in v)), None)
     if axis is None:
         return []
-    results = r.store.validation_results(study.name, study.tune.select)
+    results = r.store.results(study.name, study.tune.select)
     points = []
     for spec in study.expand():
         if spec.run_id in results and results[spec.run_id][1] == results[spec.run_id][1]:

@@ -54,7 +54,7 @@ def tuning_state(store: Store | None, study: Study) -> list[GroupState]:
     assert study.tune is not None
     tune = study.tune
     first_rung = [spec for spec in study.expand() if study.role_of(spec) == "tune"]
-    results = store.validation_results(study.name, tune.select) if store else {}
+    results = store.results(study.name, tune.select) if store else {}
     recorded = store.selections(study.name) if store else {}
     groups: dict[str, list[RunSpec]] = {}
     for spec in first_rung:

@@ -423,16 +423,11 @@ class Store:
             "SELECT run_id, status FROM runs JOIN studies s ON s.id = runs.study_id "
             "WHERE s.name=? AND (in_plan=1 OR ?=0)", (name, int(in_plan)))}
 
-    def validation_results(self, name: str, metric: str) -> dict[str, tuple[str, float]]:
-        """Run id -> (status, ``metric``) of the study's finished runs: ``val_acc`` and
-        ``val_loss`` of the last epoch, ``best_val_acc`` as stored; NaN for a run that
-        diverged or failed (what a tuning selection reads: study/tuning.py)."""
-        return self.results(name, metric)
-
     def results(self, name: str, metric: str) -> dict[str, tuple[str, float]]:
         """Run id -> (status, ``metric``) of the study's finished runs: the final metric
         when the run stored one of that name (test_acc, best_val_acc, ...), else the last
-        epoch's value (val_acc, val_loss); NaN for a run that diverged or failed."""
+        epoch's value (val_acc, val_loss); NaN for a run that diverged or failed. What a
+        tuning selection (study/tuning.py) and a stopping rule (study/stopping.py) read."""
         rows = self.conn.execute(
             "SELECT run_id, status, final FROM runs JOIN studies s ON s.id = runs.study_id "
             "WHERE s.name=? AND status IN ('completed', 'diverged', 'failed')", (name,))
