@@ -31,12 +31,12 @@ from actlab.report.document import Section
 from actlab.report.sections import TESTS, ReportWriter, ordered_sections
 from actlab.report.tables import CellTable
 from actlab.study import Store, StudyView
+from actlab.study.stopping import higher_is_better, metric_scale
 
 log = logging.getLogger(__name__)
 
 TASK = ["study", "model", "dataset", "corruption"]
 CELL_AXES = ["act", "init", "optimizer", "lr", "schedule", "setting"]
-LOWER_IS_BETTER = ("loss", "seconds", "epochs_to", "auc")
 
 
 class ReportError(ValueError):
@@ -84,9 +84,10 @@ class Report:
             known = sorted(c for c in self.runs.columns if c.startswith(("test_", "best_")))
             raise ReportError(f"no metric {metric!r} in these runs; choose one of "
                              f"{', '.join(known)}")
-        self.higher_is_better = not any(word in metric for word in LOWER_IS_BETTER)
-        self.scale = 100.0 if metric.endswith(("acc", "top3", "f1", "precision", "recall")) \
-            else 1.0
+        # One reading of a metric's direction and points for the report and the stopping
+        # rules of adaptive seeds, which compare the same numbers.
+        self.higher_is_better = higher_is_better(metric)
+        self.scale = metric_scale(metric)
         set_by_tuning = self._tuned_columns()
         self.cell = [c for c in CELL_AXES if c in self.runs and self.runs[c].nunique() > 1
                      and c not in set_by_tuning] or ["act"]
